@@ -1,0 +1,1 @@
+"""Gatehouse's pure logic: policy, egress, audit, state. Never imports mitmproxy."""
