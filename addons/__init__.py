@@ -1,1 +1,28 @@
-"""Thin mitmproxy adapters, one concern each; `pipeline()` lists them in data-path order."""
+"""Thin mitmproxy adapters, one concern each; `pipeline()` lists them in data-path order.
+
+mitmproxy calls each hook on every addon in list order, so this list is the path of one call:
+who is calling, what the call is and what policy says, whether a halt covers it, the answer to
+the agent (or the constraints to forward under), where exactly it may connect, and the durable
+audit record that must exist before anything is forwarded.
+"""
+
+from __future__ import annotations
+
+from addons.audit import Audit
+from addons.decide import Decide
+from addons.egress import Egress
+from addons.enforce import Enforce
+from addons.halt import HaltCheck
+from addons.identify import Identify
+from gateway.services import Services
+
+
+def pipeline(services: Services) -> list[object]:
+    return [
+        Identify(services.store, services.policy),
+        Decide(services.policy),
+        HaltCheck(services.halts),
+        Enforce(),
+        Egress(services.policy, services.address_guard),
+        Audit(services.audit, services.metrics),
+    ]

@@ -7,6 +7,7 @@ these values only, so the logic can be tested (and replayed from the audit trail
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class Call:
         authority = self.host if self.port == default else f"{self.host}:{self.port}"
         if ":" in self.host:  # an IPv6 literal
             authority = f"[{self.host}]" if self.port == default else f"[{self.host}]:{self.port}"
-        query = "&".join(f"{k}={v}" if v else k for k, v in self.query)
+        query = urlencode(self.query, quote_via=quote, safe="/:@!$'()*,;")
         return f"{self.scheme}://{authority}{self.path}" + (f"?{query}" if query else "")
 
 

@@ -1,0 +1,112 @@
+"""Stage 9, audit: one hash-chained record per decided call, durable before it is forwarded.
+
+This is the last request hook, so every other stage has had its say: the record carries the
+outcome the agent gets (forwarded, or refused and by which stage). The append is awaited; if it
+fails the call is refused with 503 `gateway_error`, never forwarded unrecorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mitmproxy import http
+
+from addons import meta
+from addons.guard import fail_closed, refuse, request_id
+from gateway.audit import AuditError, AuditLog
+from gateway.metrics import Metrics
+from gateway.refusals import DECISION_HEADER, REQUEST_ID_HEADER, gateway_error
+
+log = logging.getLogger("gatehouse.audit")
+
+MAX_PARAM_CHARS = 1024  # parameter values are evidence, not storage: long ones are cut
+
+
+class Audit:
+    def __init__(self, audit: AuditLog, metrics: Metrics) -> None:
+        self._audit = audit
+        self._metrics = metrics
+
+    @fail_closed("audit")
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        flow.metadata[meta.STARTED] = time.perf_counter()
+
+    @fail_closed("audit")
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:  # only a refused CONNECT is a decision of its own
+            await self._record(flow)
+
+    @fail_closed("audit")
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.error is None and flow.live:
+            await self._record(flow)
+
+    @fail_closed("audit")
+    def response(self, flow: http.HTTPFlow) -> None:
+        if meta.REFUSED_BY not in flow.metadata and flow.response is not None:
+            flow.response.headers[REQUEST_ID_HEADER] = request_id(flow)
+            flow.response.headers[DECISION_HEADER] = outcome(flow)
+
+    async def _record(self, flow: http.HTTPFlow) -> None:
+        record = audit_record(flow)
+        try:
+            await self._audit.append("call.decided", record)
+        except AuditError as e:
+            log.error("audit append failed, refusing %s: %s", record["request_id"], e)
+            self._metrics.audit_failures.inc()
+            flow.metadata[meta.ERROR] = f"audit: {e}"
+            refuse(flow, gateway_error("the audit record could not be written"), "audit")
+            return
+        rules = record["rule_ids"] or ["-"]
+        for rule in rules:
+            self._metrics.decisions.labels(record["decision"], record["action"] or "-",
+                                           rule).inc()
+        if started := flow.metadata.get(meta.STARTED):
+            self._metrics.decision_seconds.observe(time.perf_counter() - started)
+
+
+def outcome(flow: http.HTTPFlow) -> str:
+    """What happened to the call, in one word: the refusal type, or the policy's verdict."""
+    if refusal := flow.metadata.get(meta.REFUSAL):
+        return str(refusal)
+    return flow.metadata.get(meta.DECISION, {}).get("verdict", "allow")
+
+
+def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
+    action = flow.metadata.get(meta.ACTION, {})
+    decision = flow.metadata.get(meta.DECISION, {})
+    request = flow.request
+    return {
+        "request_id": request_id(flow),
+        "agent": flow.metadata.get(meta.AGENT),
+        "tenant": flow.metadata.get(meta.TENANT),
+        "client": _address(flow.client_conn.peername),
+        "method": request.method,
+        "url": request.pretty_url if request.method != "CONNECT" else
+        f"{request.host}:{request.port}",
+        "request_hash": flow.metadata.get(meta.REQUEST_HASH),
+        "action": action.get("type"),
+        "tags": action.get("tags", []),
+        "params": {k: _bounded(v) for k, v in action.get("params", {}).items()},
+        "decision": outcome(flow),
+        "verdict": decision.get("verdict"),
+        "rule_ids": decision.get("rule_ids", []),
+        "reason": flow.metadata.get(meta.REFUSAL_REASON) or decision.get("reason"),
+        "snapshot_id": decision.get("snapshot_id"),
+        "shadow": decision.get("shadow", []),
+        "refused_by": flow.metadata.get(meta.REFUSED_BY),
+        "halt_id": flow.metadata.get(meta.HALT_ID),
+        "dialled": flow.metadata.get(meta.DIALLED),
+        "error": flow.metadata.get(meta.ERROR),
+    }
+
+
+def _address(peername: tuple[str, int] | None) -> str | None:
+    return f"{peername[0]}:{peername[1]}" if peername else None
+
+
+def _bounded(value: object) -> object:
+    if isinstance(value, str) and len(value) > MAX_PARAM_CHARS:
+        return value[:MAX_PARAM_CHARS] + "…"
+    return value

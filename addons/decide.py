@@ -1,0 +1,49 @@
+"""Stages 4-5, classify and decide: the call becomes an action, and policy decides on it.
+
+Only the decision is recorded here; `enforce` answers the agent, after the halt check has had
+its say, so a halt always wins over whatever policy would have done.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from addons import meta
+from addons.facts import call_from_flow
+from addons.guard import answered, fail_closed, refuse
+from gateway.clock import utc_now
+from gateway.content import UndecodableBody
+from gateway.policy import evaluate
+from gateway.policy_holder import PolicyHolder
+from gateway.refusals import denied
+from gateway.request_hash import request_hash
+
+
+class Decide:
+    def __init__(self, policy: PolicyHolder) -> None:
+        self._policy = policy
+
+    @fail_closed("decide")
+    def request(self, flow: http.HTTPFlow) -> None:
+        if answered(flow):
+            return
+        try:
+            call = call_from_flow(flow, flow.metadata[meta.AGENT])
+        except UndecodableBody as e:
+            refuse(flow, denied(f"the request body cannot be inspected: {e}", "inspection"),
+                   "decide")
+            return
+        flow.metadata[meta.REQUEST_HASH] = request_hash(call)
+        action, decision = evaluate(self._policy.current, call, utc_now())
+        flow.metadata[meta.ACTION] = {
+            "type": action.type, "tags": sorted(action.tags), "params": action.params}
+        flow.metadata[meta.DECISION] = {
+            "verdict": decision.verdict.value,
+            "rule_ids": list(decision.rule_ids),
+            "reason": decision.reason,
+            "snapshot_id": decision.snapshot_id,
+            "tier": decision.tier,
+            "route": decision.route,
+            "timeout_seconds": decision.constraints.timeout_seconds,
+            "shadow": [[rule, verdict.value] for rule, verdict in decision.shadow],
+        }

@@ -1,0 +1,54 @@
+"""Stages 6-7, enforce: answer the agent as policy decided, and apply constraints.
+
+Approval holds arrive with the approvals work; until then a `require_approval` decision is
+answered 503 `approval_pending` and nothing is forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from weakref import WeakKeyDictionary
+
+from mitmproxy import http
+
+from addons import meta
+from addons.guard import answered, fail_closed, refuse
+from gateway.refusals import approval_pending, denied
+
+log = logging.getLogger("gatehouse.enforce")
+
+
+class Enforce:
+    def __init__(self) -> None:
+        self._deadlines: WeakKeyDictionary[http.HTTPFlow, asyncio.TimerHandle] = (
+            WeakKeyDictionary())
+
+    @fail_closed("enforce")
+    def request(self, flow: http.HTTPFlow) -> None:
+        if answered(flow):
+            return
+        decision = flow.metadata[meta.DECISION]
+        verdict = decision["verdict"]
+        rules = decision["rule_ids"]
+        if verdict == "deny":
+            refuse(flow, denied(decision["reason"], rules[0] if rules else None), "enforce")
+        elif verdict == "require_approval":
+            refuse(flow, approval_pending("", 30, decision["reason"]), "enforce")
+        elif decision.get("timeout_seconds"):
+            loop = asyncio.get_running_loop()
+            self._deadlines[flow] = loop.call_later(
+                decision["timeout_seconds"], self._time_out, flow)
+        elif verdict != "allow":
+            raise ValueError(f"unknown verdict {verdict!r}")
+
+    def _time_out(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None and flow.live:
+            log.warning("constraint timeout: cutting %s", flow.request.pretty_url)
+            flow.kill()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if (handle := self._deadlines.pop(flow, None)) is not None:
+            handle.cancel()
+
+    error = response

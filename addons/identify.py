@@ -1,0 +1,95 @@
+"""Stage 1, identify: which agent is calling?
+
+Agents put their credentials in the proxy URL (`http://AGENT:TOKEN@gateway:8080`), which clients
+send as `Proxy-Authorization` on every plain-HTTP request and once on CONNECT for HTTPS. The
+identity of a CONNECT holds for every request inside that tunnel. The header never leaves the
+gateway. When no agent token exists yet, callers without credentials run as `anonymous`.
+"""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode
+from weakref import WeakKeyDictionary
+
+from mitmproxy import connection, http
+
+from addons import meta
+from addons.guard import answered, fail_closed, refuse
+from gateway.policy_holder import PolicyHolder
+from gateway.refusals import identity_required
+from gateway.store import StateStore
+from gateway.tokens import hash_token, same_hash
+
+ANONYMOUS = "anonymous"
+
+
+def parse_basic(header: str) -> tuple[str, str] | None:
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, sep, password = b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (username, password) if sep else None
+
+
+class Identify:
+    def __init__(self, store: StateStore, policy: PolicyHolder) -> None:
+        self._store = store
+        self._policy = policy
+        # the agent of each client connection, with the header that proved it
+        self._known: WeakKeyDictionary[connection.Client, tuple[str, str]] = WeakKeyDictionary()
+        # connections that opened a CONNECT tunnel, and the agent that opened it
+        self._tunnels: WeakKeyDictionary[connection.Client, str] = WeakKeyDictionary()
+
+    @fail_closed("identify")
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if not answered(flow) and (agent := self._identify(flow)):
+            self._tunnels[flow.client_conn] = agent
+
+    @fail_closed("identify")
+    def request(self, flow: http.HTTPFlow) -> None:
+        if answered(flow):
+            return
+        tunnel_agent = self._tunnels.get(flow.client_conn)
+        if tunnel_agent is None:
+            self._identify(flow)
+            return
+        # inside a tunnel the identity is the CONNECT's; a header in here is not ours to honour
+        flow.request.headers.pop("Proxy-Authorization", None)
+        self._set_agent(flow, tunnel_agent)
+
+    def _identify(self, flow: http.HTTPFlow) -> str | None:
+        header = flow.request.headers.pop("Proxy-Authorization", None)
+        known = self._known.get(flow.client_conn)
+        if header is not None and known is not None and known[1] == header:
+            agent: str | None = known[0]
+        else:
+            agent, problem = self._check(header)
+            if agent is None:
+                refuse(flow, identity_required(problem), "identify")
+                return None
+            self._known[flow.client_conn] = (agent, header or "")
+        self._set_agent(flow, agent)
+        return agent
+
+    def _check(self, header: str | None) -> tuple[str | None, str]:
+        if header is None:
+            if self._store.has_agent_tokens():
+                return None, "no Proxy-Authorization credentials were sent"
+            return ANONYMOUS, ""
+        credentials = parse_basic(header)
+        if credentials is None:
+            return None, "Proxy-Authorization must be Basic AGENT:TOKEN"
+        name, token = credentials
+        token_hash = hash_token(token)
+        principal = self._store.find_token(token_hash)
+        if principal is None or principal.kind != "agent" or not same_hash(principal.name, name):
+            return None, f"the token is not valid for agent `{name}`"
+        return principal.name, ""
+
+    def _set_agent(self, flow: http.HTTPFlow, agent: str) -> None:
+        flow.metadata[meta.AGENT] = agent
+        flow.metadata[meta.TENANT] = self._policy.current.agent_tenant(agent)

@@ -1,0 +1,15 @@
+"""Flow metadata keys: the contract between the stages. Values are plain JSON-like data."""
+
+REQUEST_ID = "gatehouse.request_id"
+AGENT = "gatehouse.agent"
+TENANT = "gatehouse.tenant"
+ACTION = "gatehouse.action"  # {"type", "tags", "params"}
+DECISION = "gatehouse.decision"  # {"verdict", "rule_ids", "reason", "snapshot_id", ...}
+REQUEST_HASH = "gatehouse.request_hash"
+REFUSED_BY = "gatehouse.refused_by"  # the stage that answered the agent itself
+REFUSAL = "gatehouse.refusal"  # the error type the agent received
+REFUSAL_REASON = "gatehouse.refusal_reason"  # why, in the words the agent received
+HALT_ID = "gatehouse.halt_id"
+ERROR = "gatehouse.error"  # an internal error that made a stage refuse
+DIALLED = "gatehouse.dialled"  # the checked address the call was sent to
+STARTED = "gatehouse.started"  # perf_counter at the first request hook

@@ -1,0 +1,37 @@
+"""`create_app`: the admin API's routes in one list, handlers in one module per concern."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.admin import audit, halts, policy, system
+from gateway.admin.auth import STORE
+from gateway.admin.errors import json_errors
+from gateway.admin.keys import SERVICES
+from gateway.services import Services
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(services: Services) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app[SERVICES] = services
+    app[STORE] = services.store
+    setup_routes(app)
+    return app
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", system.healthz)
+    app.router.add_get("/metrics", system.metrics)
+    app.router.add_get("/v1/openapi.json", system.openapi)
+    app.router.add_get("/v1/whoami", system.whoami)
+    app.router.add_get("/v1/halts", halts.list_halts)
+    app.router.add_post("/v1/halts", halts.set_halt)
+    app.router.add_get("/v1/halts/{id}", halts.get_halt)
+    app.router.add_delete("/v1/halts/{id}", halts.lift_halt)
+    app.router.add_get("/v1/policy", policy.current)
+    app.router.add_post("/v1/policy/reload", policy.reload)
+    app.router.add_get("/v1/policy/snapshots", policy.snapshots)
+    app.router.add_get("/v1/policy/snapshots/{id}", policy.snapshot)
+    app.router.add_get("/v1/audit", audit.list_records)

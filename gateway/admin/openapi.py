@@ -1,0 +1,78 @@
+"""The OpenAPI 3.1 description of the admin API, served at /v1/openapi.json."""
+
+from __future__ import annotations
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_JSON = "application/json"
+
+
+def _op(summary: str, roles: str, responses: dict[str, str], body: dict | None = None) -> dict:
+    op: dict[str, object] = {
+        "summary": summary,
+        "description": f"Roles: {roles}.",
+        "security": [{"bearer": []}],
+        "responses": {
+            code: {"description": text,
+                   "content": {_JSON: {"schema": _ERROR if code[0] in "45" else {}}}}
+            for code, text in responses.items()
+        },
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {_JSON: {"schema": body}}}
+    return op
+
+
+_HALT_BODY = {
+    "type": "object",
+    "required": ["scope", "reason"],
+    "properties": {
+        "scope": {"enum": ["all", "agent", "tenant", "host", "action"]},
+        "target": {"type": "string", "description": "agent, tenant, host, or action glob"},
+        "reason": {"type": "string"},
+    },
+}
+_AUTH = {"401": "no or bad token", "403": "role not allowed"}
+
+OPENAPI: dict[str, object] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Gatehouse admin API", "version": "1"},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {"Error": {
+            "type": "object",
+            "properties": {"error": {"type": "object", "required": ["type", "message"],
+                                     "properties": {"type": {"type": "string"},
+                                                    "message": {"type": "string"}}}}}},
+    },
+    "paths": {
+        "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "text exposition"}}}},
+        "/v1/whoami": {"get": _op("the caller's name and role", "any", {"200": "who", **_AUTH})},
+        "/v1/halts": {
+            "get": _op("halts (active only unless ?active=false)", "any",
+                       {"200": "items", **_AUTH}),
+            "post": _op("halt everything, an agent, a tenant, a host or an action glob",
+                        "responder, admin", {"201": "the halt", **_AUTH,
+                                             "422": "bad scope, target or reason"}, _HALT_BODY),
+        },
+        "/v1/halts/{id}": {
+            "get": _op("one halt", "any", {"200": "the halt", **_AUTH, "404": "no such halt"}),
+            "delete": _op("lift (resume) a halt", "responder, admin",
+                          {"200": "the lifted halt", **_AUTH, "404": "no such halt",
+                           "409": "already lifted"}),
+        },
+        "/v1/policy": {"get": _op("the running policy snapshot", "any",
+                                  {"200": "snapshot", **_AUTH})},
+        "/v1/policy/reload": {"post": _op(
+            "reload the policy file; an invalid file keeps the running snapshot", "admin",
+            {"200": "reloaded", **_AUTH, "422": "invalid policy, old snapshot kept"})},
+        "/v1/policy/snapshots": {"get": _op("every snapshot that was active", "any",
+                                            {"200": "items", **_AUTH})},
+        "/v1/policy/snapshots/{id}": {"get": _op("one snapshot with its text", "any",
+                                                 {"200": "snapshot", **_AUTH, "404": "none"})},
+        "/v1/audit": {"get": _op(
+            "audit records; filters agent, action, decision, event, since, until, after_seq, "
+            "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},
+    },
+}

@@ -1,0 +1,292 @@
+"""`gatehouse`: the one command operators script against (DESIGN.md, "Command line")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.audit import AuditLog, verify
+from gateway.client import ClientError, call
+from gateway.policy import PolicyError, load_cases, load_policy, run_cases
+from gateway.services import Settings, state_paths
+from gateway.store import SQLiteStore, StateStore
+from gateway.tokens import Role, hash_token, new_token
+
+DEFAULT_POLICY = "policies/default.yaml"
+DEFAULT_PROXY = "127.0.0.1:8080"
+DEFAULT_ADMIN = "127.0.0.1:8081"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ClientError, PolicyError, UsageError) as e:
+        print(f"gatehouse: {e}", file=sys.stderr)
+        return 1
+
+
+class UsageError(ValueError):
+    """Flags that do not fit together; the message says how to call instead."""
+
+
+def host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"`{value}` is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def connect_to(value: str) -> tuple[tuple[str, int | None], tuple[str, int]]:
+    """curl's HOST[:PORT]=ADDR:PORT (curl writes HOST:PORT:ADDR:PORT; both are accepted)."""
+    if "=" in value:
+        source, _, target = value.partition("=")
+    else:
+        parts = value.split(":")
+        if len(parts) != 4:
+            raise argparse.ArgumentTypeError(f"`{value}` is not HOST[:PORT]=ADDR:PORT")
+        source, target = ":".join(parts[:2]), ":".join(parts[2:])
+    host, _, port = source.partition(":")
+    if port and not port.isdigit():
+        raise argparse.ArgumentTypeError(f"`{source}` is not HOST[:PORT]")
+    return (host.lower(), int(port) if port else None), host_port(target)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gatehouse", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state", type=Path,
+                       default=Path(os.environ.get("GATEHOUSE_STATE", ".gatehouse")),
+                       help="state directory (default .gatehouse or $GATEHOUSE_STATE)")
+    client = argparse.ArgumentParser(add_help=False)
+    client.add_argument("--admin", default=os.environ.get("GATEHOUSE_ADMIN",
+                                                          f"http://{DEFAULT_ADMIN}"))
+    client.add_argument("--token", default=os.environ.get("GATEHOUSE_TOKEN"))
+
+    run = sub.add_parser("run", parents=[state], help="start the gateway")
+    run.add_argument("--policy", type=Path,
+                     default=Path(os.environ.get("GATEHOUSE_POLICY", DEFAULT_POLICY)))
+    run.add_argument("--listen", type=host_port, default=host_port(DEFAULT_PROXY))
+    run.add_argument("--admin", type=host_port, default=host_port(DEFAULT_ADMIN))
+    run.add_argument("--store", default="sqlite",
+                     help="`sqlite` (embedded, in the state directory)")
+    run.add_argument("--mode", default="regular", help="proxy mode: regular")
+    run.add_argument("--connect-to", type=connect_to, action="append", default=[],
+                     metavar="HOST[:PORT]=ADDR:PORT",
+                     help="send calls for HOST[:PORT] to ADDR:PORT; the address is trusted")
+    run.add_argument("--upstream-ca", type=Path,
+                     help="CA bundle to verify upstream servers with (default: system roots)")
+    run.set_defaults(handler=cmd_run)
+
+    env = sub.add_parser("env", parents=[state], help="print the variables an agent needs")
+    env.add_argument("--proxy", default=os.environ.get("GATEHOUSE_PROXY", DEFAULT_PROXY),
+                     help="HOST:PORT of the proxy")
+    env.add_argument("--agent", help="agent name; with --token, put credentials in the URL")
+    env.add_argument("--agent-token", dest="agent_token")
+    env.set_defaults(handler=cmd_env)
+
+    token = sub.add_parser("token", help="create tokens").add_subparsers(dest="action",
+                                                                          required=True)
+    create = token.add_parser("create", parents=[state], help="print a new token once")
+    who = create.add_mutually_exclusive_group(required=True)
+    who.add_argument("--agent")
+    who.add_argument("--reviewer", help="a person: reviewer, responder, auditor or admin")
+    create.add_argument("--role", choices=[r.value for r in Role])
+    create.set_defaults(handler=cmd_token_create)
+
+    check = sub.add_parser("check", help="validate a policy file")
+    check.add_argument("policy", type=Path)
+    check.set_defaults(handler=cmd_check)
+    test = sub.add_parser("test", help="run expectation cases against a policy")
+    test.add_argument("policy", type=Path)
+    test.add_argument("cases", type=Path)
+    test.set_defaults(handler=cmd_test)
+
+    halt = sub.add_parser("halt", parents=[client], help="halt calls (kill switch)")
+    scope = halt.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--all", action="store_true")
+    for name in ("agent", "tenant", "host", "action"):
+        scope.add_argument(f"--{name}", metavar="GLOB" if name == "action" else name.upper())
+    halt.add_argument("--reason", required=True)
+    halt.set_defaults(handler=cmd_halt)
+    resume = sub.add_parser("resume", parents=[client], help="lift a halt")
+    resume.add_argument("id")
+    resume.set_defaults(handler=cmd_resume)
+    halts = sub.add_parser("halts", parents=[client], help="list active halts")
+    halts.set_defaults(handler=lambda a: show(call(a.admin, a.token, "GET", "/v1/halts")))
+
+    policy = sub.add_parser("policy", help="the running policy").add_subparsers(
+        dest="action", required=True)
+    reload = policy.add_parser("reload", parents=[client], help="reload the policy file")
+    reload.set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "POST", "/v1/policy/reload", {})))
+
+    audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
+        dest="action", required=True)
+    verify_cmd = audit.add_parser("verify", parents=[state], help="check the hash chain")
+    verify_cmd.set_defaults(handler=cmd_audit_verify)
+    return p
+
+
+def show(data: object) -> int:
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from addons.runtime import serve  # the composition root: the one place mitmproxy is loaded
+
+    if args.store != "sqlite":
+        raise UsageError(f"store `{args.store}` is not available yet; use `--store sqlite`")
+    if args.mode != "regular":
+        raise UsageError(f"mode `{args.mode}` is not available yet; use `--mode regular`")
+    load_policy(args.policy)  # a bad policy stops start-up with its errors, before anything else
+    settings = Settings(
+        policy_path=args.policy, state_dir=args.state, listen=args.listen, admin=args.admin,
+        connect_to=pinned_targets(args.connect_to), upstream_ca=args.upstream_ca)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    bootstrap(settings)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def pinned_targets(
+    entries: list[tuple[tuple[str, int | None], tuple[str, int]]],
+) -> dict[tuple[str, int], tuple[str, int]]:
+    """--connect-to without a port pins every port of that host (port 0)."""
+    return {(host, port or 0): target for (host, port), target in entries}
+
+
+def bootstrap(settings: Settings) -> None:
+    """On a fresh state directory, create an admin token and a first agent, shown once."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.state_dir)
+    try:
+        lines = []
+        if not store.has_person_tokens():
+            token = issue_token(store, settings.state_dir, "person", "admin", Role.ADMIN)
+            lines += ["Admin token (role admin), shown once:", f"  export GATEHOUSE_TOKEN={token}"]
+        if not store.has_agent_tokens():
+            token = issue_token(store, settings.state_dir, "agent", "dev-agent", None)
+            lines += ["", "Point an agent at the gateway (agent `dev-agent`), shown once:",
+                      *agent_env(settings.state_dir, f"{settings.listen[0]}:{settings.listen[1]}",
+                                 "dev-agent", token, ca_ready=False)]
+        if lines:
+            print("\n".join(lines), flush=True)
+    finally:
+        store.close()
+
+
+def open_store(state_dir: Path) -> StateStore:
+    return SQLiteStore(state_paths(state_dir)[0])
+
+
+def issue_token(store: StateStore, state_dir: Path, kind: str, name: str,
+                role: Role | None) -> str:
+    token = new_token(kind)
+    store.add_token(kind, name, role, hash_token(token))
+    audit = AuditLog(state_paths(state_dir)[1])
+    try:
+        audit.append_sync("token.created", {"actor": "cli", "kind": kind, "name": name,
+                                            "role": role.value if role else None})
+    finally:
+        audit.close()
+    return token
+
+
+def agent_env(state_dir: Path, proxy: str, agent: str | None, token: str | None,
+              ca_ready: bool = True) -> list[str]:
+    from addons.runtime import CA_BUNDLE, CA_CERT
+
+    host = "127.0.0.1" if proxy.startswith("0.0.0.0:") else proxy.rpartition(":")[0]
+    port = proxy.rpartition(":")[2]
+    credentials = f"{agent}:{token}@" if agent and token else "AGENT:TOKEN@"
+    url = f"http://{credentials}{host}:{port}"
+    state = state_dir.resolve()
+    lines = [
+        f"export HTTP_PROXY={url} HTTPS_PROXY={url}",
+        f"export http_proxy={url} https_proxy={url}",
+        "export NO_PROXY= no_proxy=",
+        f"export SSL_CERT_FILE={state / CA_BUNDLE}",
+        f"export REQUESTS_CA_BUNDLE={state / CA_BUNDLE}",
+        f"export CURL_CA_BUNDLE={state / CA_BUNDLE}",
+        f"export NODE_EXTRA_CA_CERTS={state / CA_CERT}",
+        "export NODE_USE_ENV_PROXY=1",
+    ]
+    if not ca_ready:
+        lines.append("# (the CA files appear in the state directory when the gateway starts)")
+    return lines
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    if bool(args.agent) != bool(args.agent_token):
+        raise UsageError("give both --agent and --agent-token, or neither")
+    print("\n".join(agent_env(args.state, args.proxy, args.agent, args.agent_token)))
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    if args.agent and args.role:
+        raise UsageError("agents have no role; drop --role, or use --reviewer NAME --role ROLE")
+    if args.reviewer and not args.role:
+        raise UsageError("--reviewer needs --role (reviewer, responder, auditor or admin)")
+    store = open_store(args.state)
+    try:
+        if args.agent:
+            token = issue_token(store, args.state, "agent", args.agent, None)
+            print(f"Agent token for `{args.agent}` (stored hashed, shown once):")
+        else:
+            token = issue_token(store, args.state, "person", args.reviewer, Role(args.role))
+            print(f"Admin API token for `{args.reviewer}` (role {args.role}; shown once):")
+    finally:
+        store.close()
+    print(token)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy)
+    for warning in policy.warnings:
+        print(f"warning: {warning}")
+    print(f"{args.policy}: ok, snapshot {policy.snapshot_id}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    report = run_cases(load_policy(args.policy), load_cases(args.cases))
+    print(report.format())
+    return 1 if report.failed else 0
+
+
+def cmd_halt(args: argparse.Namespace) -> int:
+    if args.all:
+        scope, target = "all", None
+    else:
+        scope = next(s for s in ("agent", "tenant", "host", "action") if getattr(args, s))
+        target = getattr(args, scope)
+    return show(call(args.admin, args.token, "POST", "/v1/halts",
+                     {"scope": scope, "target": target, "reason": args.reason}))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return show(call(args.admin, args.token, "DELETE", f"/v1/halts/{args.id}"))
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    report = verify(state_paths(args.state)[1])
+    if report.ok:
+        print(f"audit trail ok: {report.records} records, chain intact")
+        return 0
+    print(f"audit trail BROKEN at record {report.first_bad_seq}: {report.problem}",
+          file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

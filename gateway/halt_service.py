@@ -1,0 +1,33 @@
+"""Setting and lifting halts: persisted, audited, then swapped into the live board."""
+
+from __future__ import annotations
+
+import secrets
+
+from gateway.audit import AuditLog
+from gateway.clock import utc_now_iso
+from gateway.halts import Halt, HaltBoard, validate_halt
+from gateway.store import StateStore
+
+
+class HaltService:
+    def __init__(self, store: StateStore, audit: AuditLog) -> None:
+        self._store = store
+        self._audit = audit
+        self.board = HaltBoard(store.halts(active_only=True))
+
+    async def set(self, scope: str, target: str | None, reason: str, actor: str) -> Halt:
+        scope, target = validate_halt(scope, target, reason)
+        halt = Halt(id="h_" + secrets.token_hex(6), scope=scope, target=target,
+                    reason=reason.strip(), actor=actor, created_at=utc_now_iso())
+        self._store.add_halt(halt)
+        self.board = HaltBoard(self._store.halts(active_only=True))
+        await self._audit.append("halt.set", {"actor": actor, **halt.to_json()})
+        return halt
+
+    async def lift(self, halt_id: str, actor: str) -> Halt | None:
+        halt = self._store.lift_halt(halt_id, actor)
+        if halt is not None:
+            self.board = HaltBoard(self._store.halts(active_only=True))
+            await self._audit.append("halt.lifted", {"actor": actor, **halt.to_json()})
+        return halt

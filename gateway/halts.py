@@ -1,0 +1,92 @@
+"""The kill switch: which halts are in force, and whether one covers a call.
+
+Halts live in the state store (they survive restart); `HaltBoard` is the in-memory index the
+proxy checks on every call, replaced whole whenever a halt is set or lifted, so a check is a
+few dictionary lookups and a halt takes effect for the very next call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+SCOPES = ("all", "agent", "tenant", "host", "action")
+
+
+class HaltError(ValueError):
+    """A halt request that cannot be honoured as given."""
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    id: str
+    scope: str
+    target: str  # "" for scope "all"; a glob for scope "action"
+    reason: str
+    actor: str
+    created_at: str
+    lifted_at: str | None = None
+    lifted_by: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "scope": self.scope,
+            "target": self.target,
+            "reason": self.reason,
+            "actor": self.actor,
+            "created_at": self.created_at,
+            "lifted_at": self.lifted_at,
+            "lifted_by": self.lifted_by,
+            "active": self.lifted_at is None,
+        }
+
+
+def validate_halt(scope: str, target: str | None, reason: str | None) -> tuple[str, str]:
+    """Return (scope, target) normalised, or raise HaltError saying what to fix."""
+    if scope not in SCOPES:
+        raise HaltError(f"unknown halt scope `{scope}`; use one of {', '.join(SCOPES)}")
+    if not reason or not reason.strip():
+        raise HaltError("a halt needs a `reason`: say why, for the audit trail and the agents")
+    target = (target or "").strip()
+    if scope == "all":
+        if target:
+            raise HaltError("scope `all` takes no `target`")
+        return scope, ""
+    if not target:
+        raise HaltError(f"scope `{scope}` needs a `target` naming the {scope} to halt")
+    return scope, target.lower() if scope == "host" else target
+
+
+class HaltBoard:
+    """The active halts, indexed for the per-call check."""
+
+    def __init__(self, halts: list[Halt]) -> None:
+        active = [h for h in halts if h.lifted_at is None]
+        self.halts = tuple(active)
+        self._all = next((h for h in active if h.scope == "all"), None)
+        self._exact: dict[tuple[str, str], Halt] = {}
+        self._action_globs: list[Halt] = []
+        for halt in active:
+            if halt.scope == "action" and any(c in halt.target for c in "*?["):
+                self._action_globs.append(halt)
+            elif halt.scope != "all":
+                self._exact.setdefault((halt.scope, halt.target), halt)
+
+    def match(
+        self, *, agent: str | None, tenant: str | None, host: str | None, action: str | None
+    ) -> Halt | None:
+        """The halt that covers a call with these facts, or None. None facts are not checked."""
+        if self._all:
+            return self._all
+        if not self._exact and not self._action_globs:
+            return None
+        for scope, value in (("agent", agent), ("tenant", tenant), ("host", host),
+                             ("action", action)):
+            if value is not None and (halt := self._exact.get((scope, value))):
+                return halt
+        if action is not None:
+            for halt in self._action_globs:
+                if fnmatchcase(action, halt.target):
+                    return halt
+        return None

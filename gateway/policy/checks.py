@@ -1,0 +1,272 @@
+"""Checks across sections of a policy, each pinned to the key it is about.
+
+These run once the schema is valid. They are kept out of pydantic's `model_validator` because a
+validator can only point at the model it sits on, and the person fixing the file needs the line
+of the rule (or route, or tier) that is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from gateway.policy.classify import MCP_SESSION, UNCLASSIFIED
+from gateway.policy.decide import RESERVED_RULE_IDS
+from gateway.policy.globs import Glob
+from gateway.policy.params import parse_source
+from gateway.policy.paths import parse_path_pattern
+from gateway.policy.schema import ActionEntry, PolicyModel, Rule
+from gateway.policy.verdict import Verdict
+
+Found = tuple[tuple[str | int, ...], str]
+"""A key path in the file and the sentence about it."""
+
+
+def _listing(items: object) -> str:
+    names = [str(i) for i in items]  # type: ignore[attr-defined]
+    return ", ".join(names) if names else "(none defined)"
+
+
+def errors(model: PolicyModel) -> list[Found]:
+    """Everything that makes the policy unusable."""
+    return [*_actions(model), *_rules(model), *_approvals(model), *_responses(model)]
+
+
+def _actions(model: PolicyModel) -> Iterator[Found]:
+    first: dict[str, int] = {}
+    for i, entry in enumerate(model.actions):
+        if entry.type in first:
+            yield (
+                ("actions", i, "type"),
+                (
+                    f"duplicate action type `{entry.type}` (also actions[{first[entry.type]}]); "
+                    "give each entry its own type"
+                ),
+            )
+        first.setdefault(entry.type, i)
+        yield from _action_entry(i, entry)
+
+
+def _action_entry(i: int, entry: ActionEntry) -> Iterator[Found]:
+    if "{tool}" in entry.type and entry.match.mcp != "tools/call":
+        yield (
+            ("actions", i, "type"),
+            (
+                "`{tool}` is only known for MCP tool calls; add `mcp: tools/call` to match "
+                "or remove the placeholder"
+            ),
+        )
+    names = parse_path_pattern(entry.match.path).names if entry.match.path else ()
+    for name, text in entry.params.items():
+        source = parse_source(text)
+        if source.kind == "mcp" and entry.match.mcp is None:
+            yield (
+                ("actions", i, "params", name),
+                (
+                    f"`{text}` reads an MCP request, but this entry has no `match.mcp`; add "
+                    "`mcp: tools/call` to match"
+                ),
+            )
+        if source.kind == "path" and source.name not in names:
+            yield (
+                ("actions", i, "params", name),
+                (
+                    f"`{text}` names no `{{{source.name}}}` segment of match.path; add it to the "
+                    "path, like `/items/{id}`"
+                ),
+            )
+
+
+class Producers:
+    """Which `actions:` entries can produce an exact action type (templates included).
+
+    Templates are bucketed by their literal prefix, as rules are in `decide.RuleIndex`, so
+    checking 10,000 rules does not compare each against every template."""
+
+    def __init__(self, model: PolicyModel) -> None:
+        self._exact: dict[str, list[ActionEntry]] = {}
+        self._templates: dict[str, list[tuple[Glob, ActionEntry]]] = {}
+        for entry in model.actions:
+            glob = Glob(entry.type.replace("{tool}", "*"))
+            if glob.is_literal:
+                self._exact.setdefault(entry.type, []).append(entry)
+            else:
+                self._templates.setdefault(glob.prefix, []).append((glob, entry))
+
+    def of(self, action_type: str) -> list[ActionEntry]:
+        found = list(self._exact.get(action_type, ()))
+        for end in range(len(action_type) + 1):
+            for glob, entry in self._templates.get(action_type[:end], ()):
+                if glob.matches(action_type):
+                    found.append(entry)
+        return found
+
+
+def _rules(model: PolicyModel) -> Iterator[Found]:
+    first: dict[str, int] = {}
+    known = Producers(model)
+    if model.default is Verdict.ALLOW_WITH_CONSTRAINTS:
+        yield (
+            ("default",),
+            ("the default cannot be allow_with_constraints (it has no constraints); use deny"),
+        )
+    for i, rule in enumerate(model.rules):
+        if rule.id in RESERVED_RULE_IDS:
+            yield (
+                ("rules", i, "id"),
+                (f"rule id `{rule.id}` is reserved for Gatehouse's own decisions; choose another"),
+            )
+        if rule.id in first:
+            yield (
+                ("rules", i, "id"),
+                (
+                    f"duplicate rule id `{rule.id}` (also rules[{first[rule.id]}]); "
+                    "give each rule its own id"
+                ),
+            )
+        first.setdefault(rule.id, i)
+        yield from _rule_decision(model, i, rule)
+        yield from _rule_actions(known, i, rule)
+
+
+def _rule_decision(model: PolicyModel, i: int, rule: Rule) -> Iterator[Found]:
+    approval = rule.decision is Verdict.REQUIRE_APPROVAL
+    tiers = model.approvals.tiers
+    groups = model.approvals.groups
+    if rule.constraints is not None and rule.decision is not Verdict.ALLOW_WITH_CONSTRAINTS:
+        yield (
+            ("rules", i, "constraints"),
+            (
+                f"constraints only apply to allow_with_constraints, not `{rule.decision}`; "
+                "change the decision or remove the constraints"
+            ),
+        )
+    if rule.constraints is None and rule.decision is Verdict.ALLOW_WITH_CONSTRAINTS:
+        yield (
+            ("rules", i, "decision"),
+            (
+                "allow_with_constraints needs `constraints`; add `constraints: "
+                "{timeout_seconds: 30}` or use allow"
+            ),
+        )
+    for key in ("tier", "route"):
+        if getattr(rule, key) is not None and not approval:
+            yield (
+                ("rules", i, key),
+                (f"{key} only applies to require_approval, not `{rule.decision}`; remove it"),
+            )
+    if not approval:
+        return
+    tier = rule.tier or 1
+    if tier not in tiers:
+        where = ("rules", i, "tier") if rule.tier else ("rules", i)
+        yield (
+            where,
+            (
+                f"unknown tier `{tier}`{'' if rule.tier else ' (the default)'}; "
+                f"add it under approvals.tiers or use one of {_listing(tiers)}"
+            ),
+        )
+    if rule.route is not None and rule.route not in groups:
+        yield (
+            ("rules", i, "route"),
+            (
+                f"unknown route `{rule.route}`; add it under approvals.groups or use one of "
+                f"{_listing(groups)}"
+            ),
+        )
+    elif rule.route is not None and tier in tiers:
+        members, needed = len(set(groups[rule.route])), tiers[tier].approvals
+        if members < needed:
+            yield (
+                ("rules", i, "route"),
+                (
+                    f"group `{rule.route}` has {members} reviewer(s) but tier {tier} needs "
+                    f"{needed} distinct approvals; add reviewers or lower the tier"
+                ),
+            )
+
+
+def _rule_actions(producers: Producers, i: int, rule: Rule) -> Iterator[Found]:
+    """Exact action types must exist, and conditions must name params those actions extract;
+    a typo here would silently switch a rule off."""
+    for j, pattern in enumerate(rule.when.action or ()):
+        if "*" in pattern or pattern in (UNCLASSIFIED, MCP_SESSION):
+            continue
+        entries = producers.of(pattern)
+        if not entries:
+            yield (
+                ("rules", i, "when", "action", j),
+                (f"no entry under actions produces `{pattern}`; check the spelling or add one"),
+            )
+            continue
+        known = {name for e in entries for name in e.params}
+        for name in rule.when.params:
+            if name not in known:
+                yield (
+                    ("rules", i, "when", "params", name),
+                    (f"action `{pattern}` has no param `{name}`; use one of {_listing(known)}"),
+                )
+
+
+def _approvals(model: PolicyModel) -> Iterator[Found]:
+    approvals = model.approvals
+    if approvals.on_timeout == "allow":
+        yield (
+            ("approvals", "on_timeout"),
+            (
+                "on_timeout `allow` is only allowed on a low tier; set `on_timeout: allow` under "
+                "that tier in approvals.tiers"
+            ),
+        )
+    for number, tier in approvals.tiers.items():
+        if tier.on_timeout == "allow" and (tier.approvals > 1 or tier.confirm_phrase):
+            yield (
+                ("approvals", "tiers", number, "on_timeout"),
+                (
+                    f"on_timeout `allow` is only allowed on a low tier (one approval, no "
+                    f"confirm_phrase); tier {number} is not one"
+                ),
+            )
+    timeouts = [approvals.on_timeout, *(t.on_timeout for t in approvals.tiers.values())]
+    if "escalate" in timeouts and not approvals.escalation:
+        yield (
+            ("approvals", "escalation"),
+            ("on_timeout `escalate` needs an escalation chain; add `escalation: [group, ...]`"),
+        )
+    for j, group in enumerate(approvals.escalation):
+        if group not in approvals.groups:
+            yield (
+                ("approvals", "escalation", j),
+                (
+                    f"unknown group `{group}`; add it under approvals.groups or use one of "
+                    f"{_listing(approvals.groups)}"
+                ),
+            )
+
+
+def _responses(model: PolicyModel) -> Iterator[Found]:
+    responses = model.responses
+    for key in ("redact", "quarantine"):
+        for j, entity in enumerate(getattr(responses, key)):
+            if entity not in responses.detect:
+                yield (
+                    ("responses", key, j),
+                    (f"`{entity}` is not in responses.detect, so it is never found; add it there"),
+                )
+
+
+def warnings(model: PolicyModel, now: datetime | None = None) -> list[Found]:
+    """Things that load but are probably not what the author meant."""
+    now = now or datetime.now(UTC)
+    found: list[Found] = []
+    if model.default is not Verdict.DENY:
+        message = f"the default is `{model.default}`; calls that no rule matches are not denied"
+        found.append((("default",), message))
+    if model.mode == "shadow":
+        message = "the policy is in shadow mode; none of its decisions are enforced"
+        found.append((("mode",), message))
+    for i, rule in enumerate(model.rules):
+        if rule.expires is not None and rule.expires <= now:
+            found.append((("rules", i, "expires"), f"rule `{rule.id}` has expired; remove it"))
+    return found

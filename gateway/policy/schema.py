@@ -1,0 +1,338 @@
+"""The policy file's schema: strict pydantic models that document every key.
+
+Unknown keys are errors (`extra="forbid"`), so a typo never silently weakens a policy. Checks
+that involve one value live here; checks across sections (duplicate ids, routes, tiers) live in
+`checks.py`, where each problem can be pinned to its own line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
+
+from gateway.policy.hosts import parse_host_pattern
+from gateway.policy.params import parse_source
+from gateway.policy.paths import parse_path_pattern
+from gateway.policy.verdict import Verdict
+
+
+def _pattern(regex: str, what: str, example: str) -> AfterValidator:
+    compiled = re.compile(regex)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{what} `{value}` is not valid; write it like `{example}`")
+        return value
+
+    return AfterValidator(check)
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _host(value: str) -> str:
+    return str(parse_host_pattern(value))
+
+
+def _method(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]{1,20}", value):
+        raise ValueError(f"`{value}` is not an HTTP method; write it like `POST`")
+    return value.upper()
+
+
+def _source(value: str) -> str:
+    parse_source(value)
+    return value
+
+
+def _path(value: str) -> str:
+    parse_path_pattern(value)
+    return value
+
+
+def _number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"expected a number, got `{value}`; write it without quotes, like `100`")
+    return value
+
+
+def _scalar(value: object) -> object:
+    if value is None or isinstance(value, dict | list):
+        raise ValueError("expected a single value (text, a number, true or false)")
+    return value
+
+
+_DURATION = re.compile(r"([0-9]{1,9})(s|m|h|d)")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: object) -> object:
+    """`30s`, `20m`, `4h`, `7d`, or a whole number of seconds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"expected a duration like `30s`, `20m`, `4h` or `7d`, got `{value}`")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _aware(value: object) -> object:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(
+            f"expected a date and time with a zone, like `2030-01-31T18:00:00Z`, got `{value}`"
+        )
+    return value
+
+
+Name = Annotated[str, _pattern(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}", "name", "ops-approvers")]
+Tag = Annotated[str, _pattern(r"[a-z0-9][a-z0-9_.-]{0,63}", "tag", "write")]
+ParamName = Annotated[str, _pattern(r"[A-Za-z_][A-Za-z0-9_]{0,63}", "param name", "amount_cents")]
+Entity = Annotated[str, _pattern(r"[A-Z][A-Z0-9_]{0,63}", "entity", "EMAIL_ADDRESS")]
+ActionType = Annotated[
+    str, _pattern(r"(?:[A-Za-z0-9_.:/-]|\{tool\})+", "action type", "payments.refund")
+]
+ActionGlob = Annotated[str, _pattern(r"[A-Za-z0-9_.:/*-]+", "action pattern", "mcp.read_*")]
+AgentGlob = Annotated[str, _pattern(r"[A-Za-z0-9_.@*-]+", "agent pattern", "support-*")]
+HostGlob = Annotated[str, AfterValidator(_host)]
+PathText = Annotated[str, AfterValidator(_path)]
+Method = Annotated[str, AfterValidator(_method)]
+Number = Annotated[int | float, BeforeValidator(_number)]
+Scalar = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+AwareTime = Annotated[datetime, BeforeValidator(_aware)]
+Int = Annotated[int, Strict()]
+Bool = Annotated[bool, Strict()]
+Mode = Literal["enforce", "shadow"]
+OnTimeout = Literal["deny", "escalate", "allow"]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Egress(StrictModel):
+    allow: list[HostGlob] = Field(
+        default_factory=list,
+        description="Hosts agents may reach at all: `api.example.com`, `*.example.com` (any "
+        "subdomain, not the domain itself), optionally `:port` to allow that port only.",
+    )
+    private_networks: Literal["allow", "deny"] = Field(
+        "deny",
+        description="Whether addresses in loopback, private, link-local, metadata, CGNAT and "
+        "ULA ranges may be dialled (checked after DNS resolution).",
+    )
+
+
+class Match(StrictModel):
+    method: Annotated[list[Method] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="HTTP method or list of methods (case-insensitive); any when absent."
+    )
+    host: Annotated[list[HostGlob] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Host pattern or list of them, same syntax as egress.allow."
+    )
+    path: PathText | None = Field(
+        None,
+        description="Path after normalisation: literal segments, `{name}` (one segment, "
+        "available as `path:name`), `*` within a segment, `**` as the last segment.",
+    )
+    mcp: str | None = Field(
+        None,
+        description="JSON-RPC method of an MCP request body, such as `tools/call`; a batch "
+        "(JSON array) never matches.",
+    )
+
+
+class ActionEntry(StrictModel):
+    type: ActionType = Field(
+        description="The action type, such as `payments.refund`; `{tool}` is replaced by the "
+        "MCP tool name when `match.mcp` is `tools/call`."
+    )
+    match: Match = Field(description="What a request must look like; every key must hold.")
+    tags: list[Tag] = Field(default_factory=list, description="Labels rules can select on.")
+    params: dict[ParamName, Annotated[str, AfterValidator(_source)]] = Field(
+        default_factory=dict,
+        description="Named values pulled from the request: `json:$.a.b[0]`, `form:field`, "
+        "`query:name`, `path:name`, `header:name`, `mcp:arguments.x`.",
+    )
+
+
+class Condition(StrictModel):
+    lt: Number | None = Field(None, description="Less than this number.")
+    lte: Number | None = Field(None, description="At most this number.")
+    gt: Number | None = Field(None, description="Greater than this number.")
+    gte: Number | None = Field(None, description="At least this number.")
+    eq: Scalar | None = Field(None, description="Equal to this value (numbers compare exactly).")
+    ne: Scalar | None = Field(None, description="Present and not equal to this value.")
+    in_: list[Scalar] | None = Field(None, alias="in", description="Equal to one of these.")
+    not_in: list[Scalar] | None = Field(None, description="Present and equal to none of these.")
+    glob: str | None = Field(
+        None, description="Text matching this `*` glob, ignoring case (`*@example.com`)."
+    )
+    exists: Bool | None = Field(None, description="true: the param is present; false: absent.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        """A bare value means `eq`: `currency: usd` is `currency: {eq: usd}`."""
+        if isinstance(value, list):
+            raise ValueError("a list is ambiguous here; write `{in: [...]}` to accept any of them")
+        return value if isinstance(value, dict) else {"eq": value}
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Condition:
+        tests = [k for k, v in self.model_dump(by_alias=True).items() if v is not None]
+        if not tests:
+            raise ValueError(
+                "empty condition; use one of lt, lte, gt, gte, eq, ne, in, not_in, glob, exists"
+            )
+        if self.exists is False and len(tests) > 1:
+            raise ValueError("`exists: false` cannot be combined with other tests; remove them")
+        return self
+
+
+class When(StrictModel):
+    action: Annotated[list[ActionGlob] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Action type or `*` glob, or a list of them; any action when absent."
+    )
+    params: dict[ParamName, Condition] = Field(
+        default_factory=dict,
+        description="Conditions on the action's params (all must hold); a bare value means eq.",
+    )
+    agent: Annotated[list[AgentGlob] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Agent name or `*` glob, or a list of them."
+    )
+    tenant: Annotated[list[Name] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Tenant of the agent (from `agents:`), or a list of them."
+    )
+    tags: list[Tag] = Field(default_factory=list, description="Tags the action must all carry.")
+    host: Annotated[list[HostGlob] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="Destination host pattern or list of them."
+    )
+    method: Annotated[list[Method] | None, BeforeValidator(_one_or_many)] = Field(
+        None, description="HTTP method or list of methods."
+    )
+
+
+class RuleConstraints(StrictModel):
+    timeout_seconds: Annotated[float, Strict()] | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Upstream timeout for the call."
+    )
+    max_request_body_bytes: Int | None = Field(
+        None, ge=0, description="Largest request body that may be forwarded."
+    )
+
+
+class Rule(StrictModel):
+    id: Name = Field(description="Unique id, recorded with every decision it takes part in.")
+    when: When = Field(description="What the rule applies to; `{}` applies to every call.")
+    decision: Verdict = Field(description="What the rule decides when it applies.")
+    tier: Int | None = Field(
+        None, ge=1, description="Approval tier (require_approval only); tier 1 when absent."
+    )
+    route: Name | None = Field(
+        None, description="Reviewer group from approvals.groups (require_approval only)."
+    )
+    reason: str | None = Field(None, description="Shown to the agent and the reviewer.")
+    rollback: str | None = Field(None, description="How to undo the action, for reviewers.")
+    constraints: RuleConstraints | None = Field(
+        None, description="Limits for allow_with_constraints."
+    )
+    mode: Mode = Field(
+        "enforce", description="`shadow`: record what the rule would decide without enforcing it."
+    )
+    expires: AwareTime | None = Field(
+        None, description="After this moment the rule no longer applies (temporary exceptions)."
+    )
+
+
+class Tier(StrictModel):
+    approvals: Int = Field(1, ge=1, description="Distinct reviewers who must approve.")
+    min_review_seconds: Int = Field(
+        0, ge=0, description="Time each reviewer must have had the item open before approving."
+    )
+    reason_required: Bool = Field(False, description="Whether the reviewer must give a reason.")
+    confirm_phrase: Bool = Field(False, description="Whether a typed confirmation is required.")
+    on_timeout: OnTimeout | None = Field(
+        None,
+        description="Overrides approvals.on_timeout for this tier; `allow` only here, and only "
+        "on a low tier (one approval, no confirm phrase).",
+    )
+
+
+class Approvals(StrictModel):
+    hold_seconds: Int = Field(
+        30, ge=0, description="How long the agent's connection is held before 503 + Retry-After."
+    )
+    expire_after: Duration = Field(
+        timedelta(hours=4), description="A pending call not decided by then expires (refused)."
+    )
+    on_timeout: OnTimeout = Field(
+        "deny", description="What expiry means: deny, or escalate along `escalation`."
+    )
+    escalate_after: Duration | None = Field(
+        None, description="When an undecided item moves to the next group in `escalation`."
+    )
+    escalation: list[Name] = Field(
+        default_factory=list, description="Groups an undecided item escalates through, in order."
+    )
+    tiers: dict[Annotated[int, Strict(), Field(ge=1)], Tier] = Field(
+        default_factory=lambda: {1: Tier()}, description="Approval tiers by number."
+    )
+    groups: dict[Name, list[Name]] = Field(
+        default_factory=dict, description="Reviewer groups: name -> reviewer names."
+    )
+
+
+class Responses(StrictModel):
+    detect: list[Entity] = Field(
+        default_factory=list, description="Entity types to look for in response bodies."
+    )
+    redact: list[Entity] = Field(
+        default_factory=list, description="Detected entities replaced in place by `<TYPE>`."
+    )
+    quarantine: list[Entity] = Field(
+        default_factory=list, description="Detected entities that hold the whole response."
+    )
+    skip_actions: list[ActionGlob] = Field(
+        default_factory=list, description="Actions whose responses are not scanned."
+    )
+
+
+class Agent(StrictModel):
+    tenant: Name | None = Field(None, description="The tenant this agent acts for.")
+
+
+class PolicyModel(StrictModel):
+    version: Literal[1] = Field(description="Schema version of the file format.")
+    policy: Name = Field(description="The policy's name.")
+    revision: Annotated[str, Field(min_length=1)] = Field(
+        description="What people call this version; part of the snapshot id."
+    )
+    description: str | None = Field(None, description="Free text for people.")
+    default: Verdict = Field(Verdict.DENY, description="Decision when no rule matches.")
+    mode: Mode = Field("enforce", description="`shadow`: record decisions, enforce none.")
+    egress: Egress = Field(default_factory=Egress, description="Where agents may connect.")
+    actions: list[ActionEntry] = Field(
+        default_factory=list, description="How requests become actions (first match wins)."
+    )
+    rules: list[Rule] = Field(
+        default_factory=list, description="Every matching rule applies; the strictest wins."
+    )
+    approvals: Approvals = Field(default_factory=Approvals, description="How approvals work.")
+    responses: Responses = Field(
+        default_factory=Responses, description="What happens to response bodies."
+    )
+    agents: dict[Name, Agent] = Field(default_factory=dict, description="Known agents.")

@@ -1,0 +1,65 @@
+"""Everything one running gateway shares: settings, stores, policy, halts, metrics.
+
+Built once by `open_services` and handed to the addons and the admin API, so no stage reaches for
+globals and tests can build the same thing against a temporary state directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.audit import AuditLog
+from gateway.egress import AddressGuard
+from gateway.halt_service import HaltService
+from gateway.metrics import Metrics
+from gateway.policy_holder import PolicyHolder
+from gateway.store import SQLiteStore, StateStore
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy_path: Path
+    state_dir: Path
+    listen: tuple[str, int] = ("127.0.0.1", 8080)
+    admin: tuple[str, int] = ("127.0.0.1", 8081)
+    mode: str = "regular"
+    connect_to: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    upstream_ca: Path | None = None
+    policy_watch_seconds: float = 1.0
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: StateStore
+    audit: AuditLog
+    policy: PolicyHolder
+    halts: HaltService
+    metrics: Metrics
+    address_guard: AddressGuard
+
+    def close(self) -> None:
+        self.audit.close()
+        self.store.close()
+
+
+def state_paths(state_dir: Path) -> tuple[Path, Path]:
+    """The state database and the audit trail inside a state directory."""
+    return state_dir / "state.db", state_dir / "audit.db"
+
+
+def open_services(settings: Settings) -> Services:
+    state_db, audit_db = state_paths(settings.state_dir)
+    store = SQLiteStore(state_db)
+    audit = AuditLog(audit_db)
+    policy = PolicyHolder(settings.policy_path, store, audit)
+    guard = AddressGuard(
+        private_networks_allowed=policy.current.private_networks_allowed,
+        pinned=settings.connect_to,
+        own_listeners=[settings.listen, settings.admin],
+    )
+    policy.on_change.append(
+        lambda new: setattr(guard, "private_networks_allowed", new.private_networks_allowed))
+    return Services(settings=settings, store=store, audit=audit, policy=policy,
+                    halts=HaltService(store, audit), metrics=Metrics(), address_guard=guard)

@@ -1,0 +1,14 @@
+"""`make bench`: every benchmark, one after another."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+BENCHMARKS = ["tests.bench.bench_proxy", "tests.bench.bench_decide", "tests.bench.bench_audit"]
+
+if __name__ == "__main__":
+    for module in BENCHMARKS:
+        print(f"\n=== {module} ===", flush=True)
+        sys.argv = [module]
+        runpy.run_module(module, run_name="__main__")

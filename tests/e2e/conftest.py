@@ -1,0 +1,48 @@
+"""Fixtures for end-to-end tests: a real upstream, and real gateways in front of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.gatehouse import Gatehouse
+from tests.e2e.upstream import Upstream
+
+ROOT = Path(__file__).resolve().parents[2]
+ACME = ROOT / "policies" / "examples" / "acme.yaml"
+
+
+@dataclass
+class Running:
+    """A started gateway with one token per agent and per admin role."""
+
+    gh: Gatehouse
+    agents: dict[str, str]
+    people: dict[str, str]
+
+    def proxy(self, agent: str) -> str:
+        return self.gh.proxy_url(agent, self.agents[agent])
+
+
+def start_gateway(tmp: Path, policy: Path, upstream: Upstream,
+                  agents: tuple[str, ...] = ("support-bot", "ops-bot"),
+                  extra: list[str] | Callable[[Gatehouse], list[str]] | None = None
+                  ) -> Running:
+    """`extra` flags may depend on the gateway's own ports: pass a function of it."""
+    gh = Gatehouse(tmp / "state", policy, upstream)
+    gh.extra = extra(gh) if callable(extra) else extra or []
+    agent_tokens = {name: gh.token("--agent", name) for name in agents}
+    people = {role: gh.token("--reviewer", f"{role}-person", "--role", role)
+              for role in ("reviewer", "responder", "auditor", "admin")}
+    gh.start()
+    return Running(gh, agent_tokens, people)
+
+
+@pytest.fixture(scope="module")
+def acme(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
+    running = start_gateway(tmp_path_factory.mktemp("acme"), ACME, upstream)
+    yield running
+    running.gh.stop()

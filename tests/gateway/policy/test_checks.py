@@ -1,0 +1,122 @@
+"""Checks across sections: each problem is pinned to the key that is wrong."""
+
+import pytest
+
+from gateway.policy import PolicyError
+
+from .conftest import policy
+
+GITHUB = """
+actions:
+  - type: github.write
+    match: { method: POST, host: api.github.com }
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            GITHUB + "rules:\n  - {id: w, when: {action: github.write}, decision: deny, tier: 2}\n",
+            "test.yaml:9: rules[0].tier: tier only applies to require_approval, not `deny`; "
+            "remove it",
+        ),
+        (
+            GITHUB
+            + "rules:\n  - {id: w, when: {action: github.write}, decision: allow, route: x}\n",
+            "test.yaml:9: rules[0].route: route only applies to require_approval, not `allow`; "
+            "remove it",
+        ),
+        (
+            GITHUB + "rules:\n  - {id: w, when: {action: github.write}, "
+            "decision: allow_with_constraints}\n",
+            "test.yaml:9: rules[0].decision: allow_with_constraints needs `constraints`; add "
+            "`constraints: {timeout_seconds: 30}` or use allow",
+        ),
+        (
+            GITHUB
+            + "rules:\n  - {id: w, when: {action: github.write}, decision: require_approval}\n"
+            "approvals: {tiers: {2: {approvals: 1}}}\n",
+            "test.yaml:9: rules[0]: unknown tier `1` (the default); add it under approvals.tiers "
+            "or use one of 2",
+        ),
+        (
+            GITHUB + "rules:\n  - {id: w, when: {action: github.write}, decision: require_approval,"
+            " tier: 3, route: ops}\n"
+            "approvals: {tiers: {3: {approvals: 2}}, groups: {ops: [dave, dave]}}\n",
+            "test.yaml:9: rules[0].route: group `ops` has 1 reviewer(s) but tier 3 needs 2 "
+            "distinct approvals; add reviewers or lower the tier",
+        ),
+        (
+            GITHUB + "rules:\n  - {id: w, when: {action: github.wirte}, decision: deny}\n",
+            "test.yaml:9: rules[0].when.action: no entry under actions produces `github.wirte`; "
+            "check the spelling or add one",
+        ),
+        (
+            "default: allow_with_constraints\n",
+            "test.yaml:4: default: the default cannot be allow_with_constraints (it has no "
+            "constraints); use deny",
+        ),
+        (
+            "approvals: {tiers: {1: {approvals: 1, on_timeout: escalate}}}\n",
+            "test.yaml:4: approvals.escalation: on_timeout `escalate` needs an escalation chain; "
+            "add `escalation: [group, ...]`",
+        ),
+        (
+            "approvals: {escalation: [ops], groups: {eng: [frank]}}\n",
+            "test.yaml:4: approvals.escalation[0]: unknown group `ops`; add it under "
+            "approvals.groups or use one of eng",
+        ),
+        (
+            "responses: {detect: [PERSON], redact: [EMAIL_ADDRESS]}\n",
+            "test.yaml:4: responses.redact[0]: `EMAIL_ADDRESS` is not in responses.detect, so it "
+            "is never found; add it there",
+        ),
+        (
+            "actions:\n  - {type: 'x.{tool}', match: {host: h.example}}\n",
+            "test.yaml:5: actions[0].type: `{tool}` is only known for MCP tool calls; add "
+            "`mcp: tools/call` to match or remove the placeholder",
+        ),
+        (
+            "actions:\n  - {type: x, match: {host: h.example}, params: {p: 'mcp:arguments.p'}}\n",
+            "test.yaml:5: actions[0].params.p: `mcp:arguments.p` reads an MCP request, but this "
+            "entry has no `match.mcp`; add `mcp: tools/call` to match",
+        ),
+        (
+            "actions:\n  - {type: x, match: {path: '/items/{id}'}, params: {p: 'path:ident'}}\n",
+            "test.yaml:5: actions[0].params.p: `path:ident` names no `{ident}` segment of "
+            "match.path; add it to the path, like `/items/{id}`",
+        ),
+        (
+            "actions:\n  - {type: 'x.{repo}', match: {host: h.example}}\n",
+            "test.yaml:5: actions[0].type: action type `x.{repo}` is not valid; write it like "
+            "`payments.refund`",
+        ),
+    ],
+)
+def test_cross_section_problems(body: str, message: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        policy(body)
+    assert str(err.value) == message
+
+
+def test_cross_section_problems_are_all_reported() -> None:
+    with pytest.raises(PolicyError) as err:
+        policy(
+            GITHUB + "rules:\n"
+            "  - {id: a, when: {action: github.write}, decision: allow, tier: 1}\n"
+            "  - {id: a, when: {action: github.write}, decision: require_approval, route: x}\n"
+        )
+    assert len(err.value.problems) == 3
+
+
+def test_rules_may_name_unclassified_and_templated_mcp_types() -> None:
+    loaded = policy(
+        "actions:\n"
+        "  - {type: 'mcp.{tool}', match: {mcp: tools/call}, params: {p: 'mcp:arguments.p'}}\n"
+        "rules:\n"
+        "  - {id: u, when: {action: unclassified}, decision: deny}\n"
+        "  - {id: d, when: {action: mcp.delete_file, params: {p: {glob: '/etc/*'}}}, "
+        "decision: deny}\n"
+    )
+    assert [r.id for r in loaded.model.rules] == ["u", "d"]

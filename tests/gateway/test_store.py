@@ -1,0 +1,65 @@
+"""The SQLite state store: tokens stored hashed, halts and policy snapshots kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.halts import Halt
+from gateway.store import SQLiteStore, StoreError
+from gateway.tokens import Principal, Role, hash_token, new_token
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    return SQLiteStore(tmp_path / "state.db")
+
+
+def test_a_token_is_found_by_its_hash_and_never_stored_in_clear(
+        store: SQLiteStore, tmp_path: Path) -> None:
+    token = new_token("agent")
+    store.add_token("agent", "support-bot", None, hash_token(token))
+    assert store.find_token(hash_token(token)) == Principal("agent", "support-bot")
+    assert store.find_token(hash_token(token + "x")) is None
+    store.close()
+    assert token.encode() not in (tmp_path / "state.db").read_bytes()
+
+
+def test_people_carry_their_role(store: SQLiteStore) -> None:
+    store.add_token("person", "rex", Role.RESPONDER, hash_token("t"))
+    rex = store.find_token(hash_token("t"))
+    assert rex is not None and rex.may(Role.RESPONDER) and not rex.may(Role.AUDITOR)
+
+
+def test_agents_may_nothing_on_the_admin_side() -> None:
+    assert not Principal("agent", "bot").may(Role.REVIEWER)
+    assert Principal("person", "root", Role.ADMIN).may(Role.REVIEWER)
+
+
+def test_halts_survive_reopening_and_lift_once(tmp_path: Path) -> None:
+    first = SQLiteStore(tmp_path / "state.db")
+    first.add_halt(Halt("h_1", "agent", "bot", "loop", "rex", "2026-01-01T00:00:00.000000Z"))
+    first.close()
+    second = SQLiteStore(tmp_path / "state.db")
+    assert [h.id for h in second.halts(active_only=True)] == ["h_1"]
+    lifted = second.lift_halt("h_1", "rex")
+    assert lifted is not None and lifted.lifted_by == "rex"
+    assert second.lift_halt("h_1", "rex") is None
+    assert second.halts(active_only=True) == []
+    assert [h.id for h in second.halts(active_only=False)] == ["h_1"]
+
+
+def test_snapshots_are_kept_with_their_text(store: SQLiteStore) -> None:
+    store.record_snapshot("1.0:aaaaaaaaaaaa", "1.0", "p.yaml", "version: 1")
+    store.record_snapshot("1.1:bbbbbbbbbbbb", "1.1", "p.yaml", "version: 1 # b")
+    assert [s["snapshot_id"] for s in store.snapshots()] == ["1.0:aaaaaaaaaaaa",
+                                                            "1.1:bbbbbbbbbbbb"]
+    found = store.snapshot("1.0:aaaaaaaaaaaa")
+    assert found is not None and found["text"] == "version: 1"
+
+
+def test_an_unreadable_store_says_so(tmp_path: Path) -> None:
+    (tmp_path / "state.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the state store"):
+        SQLiteStore(tmp_path / "state.db")
