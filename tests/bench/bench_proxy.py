@@ -113,7 +113,7 @@ def main() -> None:
         assert check.status_code == 200, check.text
         results: dict[tuple[str, int], list[LoadResult]] = {}
         for concurrency in (1, 10):
-            for name, (port, request) in targets.items():  # warm-up
+            for port, request in targets.values():  # warm-up
                 asyncio.run(run_load("127.0.0.1", port, request, concurrency, 0.5))
             for _ in range(opts.rounds):
                 for name, (port, request) in targets.items():

@@ -97,7 +97,7 @@ def swap(a: int, b: int) -> list[str]:
 # kind -> (SQL an intruder runs, given the last seq; what `verify` must say)
 TAMPERING: dict[str, tuple[Callable[[int], list[str]], str]] = {
     "edit": (lambda last: ["UPDATE audit SET record = replace(record, 'competitor', 'partner')"
-                           f" WHERE seq = {last}"], f"record {{last}} was altered"),
+                           f" WHERE seq = {last}"], "record {last} was altered"),
     "delete": (lambda last: [f"DELETE FROM audit WHERE seq = {last - 3}"],
                "record {gap} is missing"),
     "reorder": (lambda last: swap(last - 2, last - 1), "record {a} is out of order"),
