@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gateway.audit import AuditLog, verify
 from gateway.client import ClientError, call
+from gateway.egress import parse_ip_literal
 from gateway.policy import PolicyError, load_cases, load_policy, run_cases
 from gateway.services import Settings, state_paths
 from gateway.store import SQLiteStore, StateStore
@@ -52,9 +53,13 @@ def connect_to(value: str) -> tuple[tuple[str, int | None], tuple[str, int]]:
             raise argparse.ArgumentTypeError(f"`{value}` is not HOST[:PORT]=ADDR:PORT")
         source, target = ":".join(parts[:2]), ":".join(parts[2:])
     host, _, port = source.partition(":")
-    if port and not port.isdigit():
+    if not host or (port and not port.isdigit()):
         raise argparse.ArgumentTypeError(f"`{source}` is not HOST[:PORT]")
-    return (host.lower(), int(port) if port else None), host_port(target)
+    address = host_port(target)
+    if parse_ip_literal(address[0]) is None:
+        raise argparse.ArgumentTypeError(
+            f"`{target}` must be an IP address and port, e.g. 10.0.3.7:8443")
+    return (host.lower(), int(port) if port else None), address
 
 
 def parser() -> argparse.ArgumentParser:

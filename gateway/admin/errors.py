@@ -11,34 +11,37 @@ from aiohttp import web
 log = logging.getLogger("gatehouse.admin")
 
 
-_BY_STATUS: dict[int, type[web.HTTPException]] = {
-    cls.status_code: cls for cls in (
-        web.HTTPBadRequest, web.HTTPUnauthorized, web.HTTPForbidden, web.HTTPNotFound,
-        web.HTTPMethodNotAllowed, web.HTTPConflict, web.HTTPUnprocessableEntity,
-        web.HTTPInternalServerError, web.HTTPServiceUnavailable)
-}
+class ApiError(Exception):
+    """A refusal the caller can act on; the middleware turns it into a JSON response."""
+
+    def __init__(self, status: int, error_type: str, message: str, **fields: object) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": {"type": error_type, "message": message, **fields}}
 
 
-def api_error(status: int, error_type: str, message: str, **fields: object) -> web.HTTPException:
-    body = orjson.dumps({"error": {"type": error_type, "message": message, **fields}})
-    return _BY_STATUS[status](body=body, content_type="application/json")
+def api_error(status: int, error_type: str, message: str, **fields: object) -> ApiError:
+    return ApiError(status, error_type, message, **fields)
 
 
 @web.middleware
 async def json_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Turn aiohttp's own errors (404, 405) and unexpected exceptions into the JSON shape."""
+    """Our refusals, aiohttp's own (404, 405, 413) and unexpected exceptions, all as JSON."""
     try:
         return await handler(request)
+    except ApiError as e:
+        return json_response(e.body, status=e.status)
     except web.HTTPException as e:
-        if e.content_type == "application/json":
-            raise
-        raise api_error(e.status, e.reason.lower().replace(" ", "_"), e.reason) from e
+        error_type = e.reason.lower().replace(" ", "_")
+        return json_response({"error": {"type": error_type, "message": e.reason}},
+                             status=e.status)
     except Exception:
         log.exception("admin API error on %s %s", request.method, request.path)
-        raise api_error(500, "internal_error",
-                        "the gateway hit an internal error; see its log") from None
+        return json_response({"error": {"type": "internal_error",
+                                        "message": "the gateway hit an internal error; "
+                                                   "see its log"}}, status=500)
 
 
 async def json_body(request: web.Request) -> dict[str, object]:
