@@ -30,7 +30,7 @@ from gateway.policy.problems import problems_from
 from gateway.policy.schema import AwareTime, Method, RuleConstraints, StrictModel
 from gateway.policy.snapshot import Policy
 from gateway.policy.verdict import Decision, Verdict
-from gateway.policy.yamldoc import locate, parse
+from gateway.policy.yamldoc import locate, parse, read
 
 Pairs = list[tuple[str, str]]
 
@@ -152,13 +152,7 @@ class Case:
 
 def load_cases(path: str | Path) -> list[Case]:
     """Load a cases file; PolicyError names every problem (same format as policy errors)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        problem = Problem(str(path), None, "", f"cannot read the file: {reason}")
-        raise PolicyError([problem]) from None
-    return load_cases_text(text, str(path))
+    return load_cases_text(read(path), str(path))
 
 
 def load_cases_text(text: str, source: str = "<cases>") -> list[Case]:

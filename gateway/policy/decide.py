@@ -3,7 +3,8 @@
 Every enforcing rule that matches applies and the strictest verdict wins (deny >
 require_approval > allow_with_constraints > allow); no match gives the policy default. Rules are
 indexed by action type (exact types in a dict, globs bucketed by their literal prefix), so the
-cost of a decision does not grow with the rules written for other actions.
+cost of a decision does not grow with the rules written for other actions. One built-in rule,
+`mcp-session`, allows the MCP session messages `classify` recognises; policy rules may be stricter.
 """
 
 from __future__ import annotations

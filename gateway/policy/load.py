@@ -11,22 +11,16 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gateway.policy import checks
-from gateway.policy.errors import PolicyError, Problem
+from gateway.policy.errors import PolicyError
 from gateway.policy.problems import problems_from
 from gateway.policy.schema import PolicyModel
 from gateway.policy.snapshot import Policy
-from gateway.policy.yamldoc import parse
+from gateway.policy.yamldoc import parse, read
 
 
 def load_policy(path: str | Path) -> Policy:
     """Load and validate a policy file; PolicyError names every problem."""
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise PolicyError([Problem(source, None, "", f"cannot read the file: {reason}")]) from None
-    return load_policy_text(text, source)
+    return load_policy_text(read(path), str(path))
 
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:

@@ -38,10 +38,6 @@ def path_segments(path: str) -> tuple[str, ...]:
     return tuple(segments)
 
 
-def normalise_path(path: str) -> str:
-    return "/" + "/".join(path_segments(path))
-
-
 @dataclass(frozen=True, slots=True)
 class PathPattern:
     """A path to match: literal segments, `{name}` (one segment, captured), `*` globs within a

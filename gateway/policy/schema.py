@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.policy.errors import describe
 from gateway.policy.hosts import parse_host_pattern
 from gateway.policy.params import parse_source
 from gateway.policy.paths import parse_path_pattern
@@ -65,7 +66,9 @@ def _path(value: str) -> str:
 
 def _number(value: object) -> object:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"expected a number, got `{value}`; write it without quotes, like `100`")
+        raise ValueError(
+            f"expected a number, got {describe(value)}; write it without quotes, like `100`"
+        )
     return value
 
 
@@ -85,14 +88,17 @@ def _duration(value: object) -> object:
         return timedelta(seconds=value)
     match = _DURATION.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise ValueError(f"expected a duration like `30s`, `20m`, `4h` or `7d`, got `{value}`")
+        raise ValueError(
+            f"expected a duration like `30s`, `20m`, `4h` or `7d`, got {describe(value)}"
+        )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _aware(value: object) -> object:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValueError(
-            f"expected a date and time with a zone, like `2030-01-31T18:00:00Z`, got `{value}`"
+            f"expected a date and time with a zone, like `2030-01-31T18:00:00Z`, "
+            f"got {describe(value)}"
         )
     return value
 

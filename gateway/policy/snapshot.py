@@ -18,11 +18,13 @@ from gateway.policy.verdict import Verdict
 
 
 def _plain(value: object) -> object:
-    """YAML data as JSON data: keys as text, dates as ISO text."""
+    """YAML data as JSON data: keys as text, dates as ISO text, sets (`!!set`) sorted."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted((_plain(v) for v in value), key=repr)
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
@@ -34,7 +36,9 @@ def snapshot_id(revision: str, data: object) -> str:
     Canonical content is the parsed data as compact JSON with sorted keys, so comments, quoting,
     key order and whitespace do not change the id; any change of meaning does.
     """
-    canonical = json.dumps(_plain(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        _plain(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    )
     return f"{revision}:{hashlib.sha256(canonical.encode('utf-8')).hexdigest()[:12]}"
 
 

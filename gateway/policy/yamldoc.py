@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -28,6 +29,16 @@ class Document:
     def problem(self, loc: Sequence[str | int], message: str) -> Problem:
         line, path = locate(self.node, loc)
         return Problem(self.source, line, path, message)
+
+
+def read(path: str | Path) -> str:
+    """A file's text; PolicyError (naming the file) when it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or str(err)
+        problem = Problem(str(path), None, "", f"cannot read the file: {reason}")
+        raise PolicyError([problem]) from None
 
 
 def parse(text: str, source: str, *, empty_hint: str) -> Document:

@@ -99,7 +99,7 @@ def test_exists_false_holds_only_when_missing() -> None:
         ({}, "empty condition; use one of lt, lte, gt, gte, eq, ne, in, not_in, glob, exists"),
         ({"exists": False, "eq": 1}, "`exists: false` cannot be combined with other tests"),
         ({"lt": "100"}, "expected a number, got `100`"),
-        ({"lt": True}, "expected a number, got `True`"),
+        ({"lt": True}, "expected a number, got `true`"),
         ({"lt": float("inf")}, "expected a number"),
         ({"eq": [1]}, "expected a single value"),
         ({"between": [1, 2]}, "Extra inputs are not permitted"),

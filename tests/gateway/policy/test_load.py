@@ -239,3 +239,14 @@ def test_warnings_flag_what_is_probably_a_mistake() -> None:
         "w.yaml:5: mode: the policy is in shadow mode; none of its decisions are enforced",
         "w.yaml:7: rules[0].expires: rule `old` has expired; remove it",
     ]
+
+
+def test_unusual_yaml_values_still_give_a_stable_snapshot_id() -> None:
+    text = (
+        "version: 1\npolicy: x\nrevision: '1'\n"
+        "egress: {allow: !!set {b.example: null, a.example: null}}\n"
+        "description: !!binary aGVsbG8=\n"
+    )
+    first = load_policy_text(text).snapshot_id
+    assert first == load_policy_text(text).snapshot_id
+    assert re.fullmatch(r"1:[0-9a-f]{12}", first)
