@@ -165,7 +165,13 @@ def pinned_targets(
     entries: list[tuple[tuple[str, int | None], tuple[str, int]]],
 ) -> dict[tuple[str, int], tuple[str, int]]:
     """--connect-to without a port pins every port of that host (port 0)."""
-    return {(host, port or 0): target for (host, port), target in entries}
+    pinned: dict[tuple[str, int], tuple[str, int]] = {}
+    for (host, port), target in entries:
+        if (host, port or 0) in pinned:
+            raise UsageError(f"--connect-to names `{host}{f':{port}' if port else ''}` twice; "
+                             "give one target per host and port")
+        pinned[(host, port or 0)] = target
+    return pinned
 
 
 def bootstrap(settings: Settings) -> None:

@@ -63,8 +63,10 @@ class Gatehouse:
                 "--admin", f"127.0.0.1:{self.admin_port}", *self.extra]
         if self.upstream is not None:
             args += ["--upstream-ca", str(self.upstream.ca_file)]
+            own = {pin.partition("=")[0] for pin in self.extra}  # the test's pins win
             for pin in pins_for(self.upstream):
-                args += ["--connect-to", pin]
+                if pin.partition("=")[0] not in own:
+                    args += ["--connect-to", pin]
         self.process = subprocess.Popen(args, stdout=self.log.open("ab"),
                                         stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -72,8 +74,8 @@ class Gatehouse:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gatehouse exited early:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.admin}/healthz", timeout=1).status_code == 200 and \
-                        self._proxy_listening():
+                health = httpx.get(f"{self.admin}/healthz", timeout=1, trust_env=False)
+                if health.status_code == 200 and self._proxy_listening():
                     return self
             except httpx.HTTPError:
                 pass
@@ -114,4 +116,5 @@ class Gatehouse:
     def admin_call(self, method: str, path: str, token: str, **kwargs: object) -> httpx.Response:
         return httpx.request(method, self.admin + path,
                              headers={"Authorization": f"Bearer {token}"}, timeout=10,
+                             trust_env=False,  # an agent's proxy variables may be set
                              **kwargs)  # type: ignore[arg-type]

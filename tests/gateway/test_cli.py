@@ -110,6 +110,13 @@ def test_run_refuses_a_malformed_connect_to(tmp_path: Path, pin: str) -> None:
     assert "--connect-to" in result.stderr
 
 
+def test_run_refuses_the_same_host_pinned_twice(tmp_path: Path) -> None:
+    result = gatehouse("run", "--policy", "policies/default.yaml", "--state", str(tmp_path),
+                       "--connect-to", "api.github.com:443=127.0.0.1:1",
+                       "--connect-to", "api.github.com:443=127.0.0.1:2")
+    assert result.returncode == 1 and "names `api.github.com:443` twice" in result.stderr
+
+
 def test_audit_verify_on_a_fresh_state_is_ok(tmp_path: Path) -> None:
     gatehouse("token", "create", "--state", str(tmp_path), "--agent", "bot")
     result = gatehouse("audit", "verify", "--state", str(tmp_path))
