@@ -89,6 +89,7 @@ def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
         "action": action.get("type"),
         "tags": action.get("tags", []),
         "params": {k: _bounded(v) for k, v in action.get("params", {}).items()},
+        "unreadable_params": action.get("unreadable", []),
         "decision": outcome(flow),
         "verdict": decision.get("verdict"),
         "rule_ids": decision.get("rule_ids", []),

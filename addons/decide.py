@@ -36,7 +36,8 @@ class Decide:
         flow.metadata[meta.REQUEST_HASH] = request_hash(call)
         action, decision = evaluate(self._policy.current, call, utc_now())
         flow.metadata[meta.ACTION] = {
-            "type": action.type, "tags": sorted(action.tags), "params": action.params}
+            "type": action.type, "tags": sorted(action.tags), "params": action.params,
+            "unreadable": sorted(action.unreadable)}
         flow.metadata[meta.DECISION] = {
             "verdict": decision.verdict.value,
             "rule_ids": list(decision.rule_ids),

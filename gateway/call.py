@@ -53,3 +53,4 @@ class Action:
     tags: frozenset[str] = frozenset()
     params: dict[str, object] = field(default_factory=dict)
     matched: str | None = None  # the `actions:` entry that classified it (None: unclassified)
+    unreadable: frozenset[str] = frozenset()  # params present without one trustworthy value

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 
 from gateway.call import Action, Call
 from gateway.policy.hosts import HostPattern, normalise_host, parent_domains, parse_host_pattern
-from gateway.policy.params import AMBIGUOUS, MISSING, RequestView, Source, parse_source, walk
+from gateway.policy.params import (
+    AMBIGUOUS,
+    MISSING,
+    UNREADABLE,
+    RequestView,
+    Source,
+    parse_source,
+    walk,
+)
 from gateway.policy.paths import PathPattern, parse_path_pattern
 from gateway.policy.schema import ActionEntry
 
@@ -84,7 +92,7 @@ class _Entry:
                 return None
             rpc_params = body.get("params", MISSING)  # ambiguity is judged per param below
             if rpc_params is AMBIGUOUS:
-                rpc_params = MISSING
+                rpc_params = UNREADABLE
             if "{tool}" in action_type:
                 tool = walk(rpc_params, ("name",))
                 if not isinstance(tool, str) or not _TOOL_NAME.fullmatch(tool):
@@ -93,11 +101,15 @@ class _Entry:
                 if action_type == MCP_SESSION:
                     return None
         params: dict[str, object] = {}
+        unreadable: set[str] = set()
         for name, source in self.params:
             value = view.extract(source, captures, rpc_params)
-            if value is not MISSING:
+            if value is UNREADABLE:
+                unreadable.add(name)
+            elif value is not MISSING:
                 params[name] = value
-        return Action(type=action_type, tags=self.tags, params=params, matched=self.template)
+        return Action(type=action_type, tags=self.tags, params=params, matched=self.template,
+                      unreadable=frozenset(unreadable))
 
     def session(self, view: RequestView, host: str, method: str) -> Action | None:
         """An MCP session message sent to this entry's endpoint, as the `mcp/session` action."""

@@ -125,8 +125,14 @@ class CompiledRule:
             return False
         if not self.tags <= action.tags:
             return False
-        params = action.params
-        return all(test(params.get(name, MISSING)) for name, test in self.params)
+        params, unknown = action.params, False
+        for name, test in self.params:
+            if name in action.unreadable:
+                unknown = True  # present, but with no single value to test
+            elif not test(params.get(name, MISSING)):
+                return False
+        # an unknown condition never earns an allow, and never dodges a refusal
+        return not unknown or self.verdict in (Verdict.DENY, Verdict.REQUIRE_APPROVAL)
 
 
 def _aware(now: datetime) -> datetime:

@@ -1,9 +1,11 @@
 """Parameters pulled from a request: where they come from and how hostile input is read.
 
-The rule for hostile input is "never guess what the upstream will see": a field sent twice
-(form, query, header, or a duplicated JSON key) is ambiguous and therefore missing, and so is
-anything from a body that does not parse. A missing parameter makes every condition on it false,
-so a request cannot pass an allow rule by being garbled; the policy default decides it.
+The rule for hostile input is "never guess what the upstream will see". A field sent twice
+(form, query, header, or a duplicated JSON key), a body that does not parse, or one too large to
+parse is UNREADABLE: present, but with no single value Gatehouse can vouch for. A condition on
+an unreadable param is unknown, which fails an allowing rule and satisfies a refusing one
+(`decide`), so garbling a request can neither earn an allow nor dodge a deny. MISSING is for a
+param that is simply not there.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ class _Marker:
 
 
 MISSING: Final = _Marker("MISSING")
-"""What `extract` returns for a parameter that is absent, ambiguous or unreadable."""
+"""What `extract` returns for a parameter that is not in the request."""
+UNREADABLE: Final = _Marker("UNREADABLE")
+"""What `extract` returns for a parameter that is there but has no single trustworthy value."""
 AMBIGUOUS: Final = _Marker("AMBIGUOUS")
 """Stands in for the value of a JSON key that occurs more than once in its object."""
 _UNSET: Final = _Marker("UNSET")
@@ -105,13 +109,16 @@ def _refuse_constant(name: str) -> object:
 
 
 def parse_json(body: bytes) -> object:
-    """The parsed body, with duplicated keys marked AMBIGUOUS; MISSING when it is not JSON."""
-    if not body or len(body) > MAX_PARSED_BODY:
+    """The parsed body, with duplicated keys marked AMBIGUOUS; MISSING when there is no body,
+    UNREADABLE when it is not JSON or too large to parse."""
+    if not body:
         return MISSING
+    if len(body) > MAX_PARSED_BODY:
+        return UNREADABLE
     try:
         return json.loads(body, object_pairs_hook=_pairs, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        return MISSING
+        return UNREADABLE
 
 
 def _multidict(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -122,8 +129,11 @@ def _multidict(pairs: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> di
 
 
 def walk(value: object, steps: tuple[Step, ...]) -> object:
-    """Follow JSON steps; MISSING on any absent, ambiguous or null value along the way."""
+    """Follow JSON steps: MISSING where the path ends early or meets null, UNREADABLE where it
+    meets a duplicated key (or an unreadable body)."""
     for step in steps:
+        if value is UNREADABLE:
+            return UNREADABLE
         if isinstance(step, int):
             if not isinstance(value, list) or step >= len(value):
                 return MISSING
@@ -132,11 +142,13 @@ def walk(value: object, steps: tuple[Step, ...]) -> object:
             if not isinstance(value, dict):
                 return MISSING
             value = value.get(step, MISSING)
-        if value is AMBIGUOUS or value is MISSING:
+        if value is AMBIGUOUS:
+            return UNREADABLE
+        if value is MISSING:
             return MISSING
-    if value is None or _holds_ambiguity(value):
-        return MISSING
-    return value
+    if value is UNREADABLE or _holds_ambiguity(value):
+        return UNREADABLE
+    return MISSING if value is None else value
 
 
 def _holds_ambiguity(value: object) -> bool:
@@ -178,7 +190,8 @@ class RequestView:
         return self._json
 
     def form(self) -> dict[str, list[str]] | None:
-        """Fields of a form-encoded body; None when the body is not valid form encoding."""
+        """Fields of a form-encoded body; None when the body is not valid form encoding or too
+        large to parse."""
         if self._form is _UNSET:
             self._form = _parse_form(self.call.body)
         return self._form  # type: ignore[return-value]
@@ -194,7 +207,7 @@ class RequestView:
         return self._headers
 
     def extract(self, source: Source, captures: dict[str, str], rpc_params: object) -> object:
-        """The value of one param for this call, or MISSING (see the module docstring)."""
+        """The value of one param for this call, MISSING or UNREADABLE (module docstring)."""
         kind = source.kind
         if kind == "json":
             return walk(self.json(), source.steps)
@@ -207,15 +220,22 @@ class RequestView:
         # A field both in the query and in a form body: the upstream may read either copy.
         name = source.name
         if kind == "form":
-            return MISSING if name in self.query() else _single((self.form() or {}).get(name))
+            if name in self.query():
+                return UNREADABLE
+            form = self.form()
+            if form is None:
+                return UNREADABLE if self.call.body else MISSING
+            return _single(form.get(name))
         if self.call.content_type == "application/x-www-form-urlencoded":
             if name in (self.form() or {}):
-                return MISSING
+                return UNREADABLE
         return _single(self.query().get(name))
 
 
 def _single(values: list[str] | None) -> object:
-    return values[0] if values and len(values) == 1 else MISSING
+    if not values:
+        return MISSING
+    return values[0] if len(values) == 1 else UNREADABLE
 
 
 def _parse_form(body: bytes) -> dict[str, list[str]] | None:

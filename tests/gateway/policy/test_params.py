@@ -3,7 +3,14 @@
 import pytest
 
 from gateway.call import Call
-from gateway.policy.params import MISSING, RequestView, Source, parse_json, parse_source
+from gateway.policy.params import (
+    MISSING,
+    UNREADABLE,
+    RequestView,
+    Source,
+    parse_json,
+    parse_source,
+)
 
 from .conftest import call
 
@@ -160,14 +167,26 @@ def test_mcp_params_are_relative_to_the_json_rpc_params() -> None:
         ),
     ],
 )
-def test_hostile_input_makes_the_param_missing(why: str, source: str, request_: Call) -> None:
-    assert extract(source, request_) is MISSING, why
+def test_hostile_input_makes_the_param_unreadable(why: str, source: str, request_: Call) -> None:
+    assert extract(source, request_) is UNREADABLE, why
+
+
+@pytest.mark.parametrize(("source", "request_"), [
+    ("form:amount", call("POST", "https://h/", form={"charge": "ch_1"})),
+    ("form:amount", call("POST", "https://h/")),
+    ("json:$.amount", call("POST", "https://h/")),
+    ("json:$.amount", call("POST", "https://h/", json_body={"other": 1})),
+    ("json:$.amount", call("POST", "https://h/", json_body={"amount": None})),
+    ("query:page", call("GET", "https://h/")),
+])
+def test_a_param_that_is_not_there_is_missing(source: str, request_: Call) -> None:
+    assert extract(source, request_) is MISSING
 
 
 def test_an_ambiguous_key_elsewhere_does_not_hide_an_unambiguous_one() -> None:
     request = call("POST", "https://h/", body=b'{"note": 1, "note": 2, "amount": 5}')
     assert extract("json:$.amount", request) == 5
-    assert extract("json:$", request) is MISSING  # the whole body holds an ambiguous key
+    assert extract("json:$", request) is UNREADABLE  # the whole body holds an ambiguous key
 
 
 def test_json_body_is_parsed_once() -> None:
@@ -184,4 +203,4 @@ def test_a_deeply_nested_value_is_checked_without_recursion() -> None:
     body = b'{"a": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
     assert extract("json:$.a", call("POST", "https://h/", body=body)) != MISSING
     ambiguous = b'{"a": ' + b"[" * depth + b'{"k": 1, "k": 2}' + b"]" * depth + b"}"
-    assert extract("json:$.a", call("POST", "https://h/", body=ambiguous)) is MISSING
+    assert extract("json:$.a", call("POST", "https://h/", body=ambiguous)) is UNREADABLE
