@@ -48,6 +48,18 @@ class Audit:
             flow.response.headers[REQUEST_ID_HEADER] = request_id(flow)
             flow.response.headers[DECISION_HEADER] = outcome(flow)
 
+    @fail_closed("audit")
+    async def error(self, flow: http.HTTPFlow) -> None:
+        """A forwarded call that failed (upstream error, or cut by a timeout constraint)."""
+        if meta.REFUSED_BY not in flow.metadata and flow.error is not None:
+            try:
+                await self._audit.append("call.failed", {
+                    "request_id": request_id(flow), "agent": flow.metadata.get(meta.AGENT),
+                    "action": flow.metadata.get(meta.ACTION, {}).get("type"),
+                    "error": flow.error.msg})
+            except AuditError as e:
+                log.error("audit append failed for a failed call: %s", e)
+
     async def _record(self, flow: http.HTTPFlow) -> None:
         record = audit_record(flow)
         try:

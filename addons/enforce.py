@@ -10,7 +10,7 @@ import asyncio
 import logging
 from weakref import WeakKeyDictionary
 
-from mitmproxy import http
+from mitmproxy import ctx, http
 
 from addons import meta
 from addons.guard import answered, fail_closed, refuse
@@ -43,8 +43,15 @@ class Enforce:
             raise ValueError(f"unknown verdict {verdict!r}")
 
     def _time_out(self, flow: http.HTTPFlow) -> None:
-        if flow.response is None and flow.live:
-            log.warning("constraint timeout: cutting %s", flow.request.pretty_url)
+        """Close the upstream connection: marking the flow killed would only be noticed when
+        the late response arrived. mitmproxy then answers the agent with an error."""
+        if flow.response is not None or not flow.live:
+            return
+        log.warning("constraint timeout: cutting %s", flow.request.pretty_url)
+        handler = ctx.master.addons.get("proxyserver").connections.get(flow.client_conn.id)
+        if handler is not None and flow.server_conn in handler.transports:
+            handler.close_connection(flow.server_conn)
+        else:
             flow.kill()
 
     def response(self, flow: http.HTTPFlow) -> None:
