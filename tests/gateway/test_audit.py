@@ -67,6 +67,7 @@ def test_a_record_is_committed_and_chained_before_append_returns(path: Path,
     canonical = orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)
     assert entry.hash == hashlib.sha256(GENESIS.encode() + canonical).hexdigest()
     assert rows(path) == [(1, GENESIS, entry.hash)]  # visible to any other connection
+    log.close()  # the anchor follows the commit (callers do not wait for it); close settles it
     assert head(path) == {"seq": 1, "hash": entry.hash}
 
 
