@@ -22,6 +22,7 @@ from mitmproxy import http, tcp, udp
 from mitmproxy.proxy import server_hooks
 
 from addons import meta
+from addons.connections import cut
 from addons.facts import normalise_host
 from addons.guard import answered, fail_closed, refuse
 from gateway.egress import AddressGuard, Resolution, parse_ip_literal
@@ -108,14 +109,14 @@ class Egress:
             data.server.error = f"gatehouse egress: internal error: {e}"
 
     def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        log.warning("refused raw TCP from %s: only HTTP(S) can be inspected",
+        """Unreachable while `rawtcp` is off (runtime.py); should a relay start anyway, cut it."""
+        log.warning("cut raw TCP from %s: only HTTP(S) can be inspected",
                     flow.client_conn.peername)
-        flow.kill()
+        cut(flow)
 
     def udp_start(self, flow: udp.UDPFlow) -> None:
-        log.warning("refused UDP from %s: only HTTP(S) can be inspected",
-                    flow.client_conn.peername)
-        flow.kill()
+        log.warning("cut UDP from %s: only HTTP(S) can be inspected", flow.client_conn.peername)
+        cut(flow)
 
 
 def _mismatch(flow: http.HTTPFlow, host: str, port: int) -> str | None:

@@ -10,9 +10,10 @@ import asyncio
 import logging
 from weakref import WeakKeyDictionary
 
-from mitmproxy import ctx, http
+from mitmproxy import http
 
 from addons import meta
+from addons.connections import cut
 from addons.guard import answered, fail_closed, refuse
 from gateway.refusals import approval_pending, denied
 
@@ -48,11 +49,7 @@ class Enforce:
         if flow.response is not None or not flow.live:
             return
         log.warning("constraint timeout: cutting %s", flow.request.pretty_url)
-        handler = ctx.master.addons.get("proxyserver").connections.get(flow.client_conn.id)
-        if handler is not None and flow.server_conn in handler.transports:
-            handler.close_connection(flow.server_conn)
-        else:
-            flow.kill()
+        cut(flow, flow.server_conn)
 
     def response(self, flow: http.HTTPFlow) -> None:
         if (handle := self._deadlines.pop(flow, None)) is not None:

@@ -43,6 +43,8 @@ def build_master(services: Services) -> Master:
         mode=[settings.mode],
         connection_strategy="lazy",  # nothing reaches an upstream before the call is decided
         http3=False,
+        rawtcp=False,  # bytes that are not HTTP are answered 400, never relayed unseen
+        websocket=False,  # an upgrade (or an upstream's 101) closes the connection
         body_size_limit=REQUEST_BODY_LIMIT,
         ssl_verify_upstream_trusted_ca=str(settings.upstream_ca) if settings.upstream_ca
         else None,

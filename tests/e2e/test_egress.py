@@ -11,6 +11,8 @@ import base64
 import json
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -25,8 +27,8 @@ policy: egress-test
 revision: "1"
 default: deny
 egress:
-  allow: [api.github.com, admin.example, "127.0.0.1", "127.1", "2130706433", "0x7f000001",
-          "0177.0.0.1", "[::1]", "169.254.169.254", localhost, "10.0.0.1"]
+  allow: [api.github.com, admin.example, raw.example, "127.0.0.1", "127.1", "2130706433",
+          "0x7f000001", "0177.0.0.1", "[::1]", "169.254.169.254", localhost, "10.0.0.1"]
 actions:
   - type: http.read
     match: { method: [GET, HEAD] }
@@ -37,14 +39,57 @@ rules:
 """
 
 
+class RawListener:
+    """A plain TCP server that records every byte it receives (and may answer once)."""
+
+    def __init__(self) -> None:
+        self.received = b""
+        self.answer = b""
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    def _client(self, conn: socket.socket) -> None:
+        with conn:
+            answered = False
+            while chunk := conn.recv(65536):
+                self.received += chunk
+                if self.answer and not answered:
+                    conn.sendall(self.answer)
+                    answered = True
+
+
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
+def raw_server() -> Iterator[RawListener]:
+    listener = RawListener()
+    yield listener
+    listener.server.close()
+
+
+@pytest.fixture
+def raw_listener(raw_server: RawListener) -> RawListener:
+    raw_server.received, raw_server.answer = b"", b""
+    return raw_server
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream,
+            raw_server: RawListener) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("egress")
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY)
     running = start_gateway(
         tmp, policy, upstream, agents=("agent",),
-        extra=lambda gh: ["--connect-to", f"admin.example:80=127.0.0.1:{gh.admin_port}"])
+        extra=lambda gh: ["--connect-to", f"admin.example:80=127.0.0.1:{gh.admin_port}",
+                          "--connect-to", f"raw.example=127.0.0.1:{raw_server.port}"])
     yield running
     running.gh.stop()
 
@@ -149,16 +194,34 @@ def test_connect_target_sni_and_host_must_agree(gateway: Running, upstream: Upst
     assert len(upstream.received) == before
 
 
-def test_raw_tcp_inside_a_tunnel_is_cut(gateway: Running, upstream: Upstream) -> None:
-    before = len(upstream.received)
-    sock = tunnel(gateway, "api.github.com:443")
-    sock.sendall(b"\x00\x01 this is not TLS and not HTTP \r\n\r\n")
-    try:
-        assert sock.recv(4096) == b""  # closed without an answer
-    except ConnectionResetError:
-        pass
+def test_raw_tcp_inside_a_tunnel_never_reaches_the_upstream(raw_listener: RawListener,
+                                                             gateway: Running) -> None:
+    sock = tunnel(gateway, "raw.example:22")
+    sock.sendall(b"SSH-2.0-OpenSSH_9.0 not TLS and not HTTP\r\n\r\n")
+    answer = sock.recv(4096)
     sock.close()
-    assert len(upstream.received) == before
+    assert not answer or answer.startswith(b"HTTP/1.1 400")
+    time.sleep(0.2)
+    assert raw_listener.received == b""
+
+
+def test_an_upstream_switching_protocols_gets_no_raw_pipe(raw_listener: RawListener,
+                                                          gateway: Running) -> None:
+    """An allowed upstream answers 101 to a plain GET: the agent must not get a raw pipe."""
+    raw_listener.answer = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                           b"Connection: upgrade\r\n\r\n")
+    auth = base64.b64encode(f"agent:{gateway.agents['agent']}".encode()).decode()
+    with socket.create_connection(("127.0.0.1", gateway.gh.proxy_port), timeout=10) as sock:
+        sock.sendall("GET http://raw.example:22/upgrade HTTP/1.1\r\nHost: raw.example:22\r\n"
+                     f"Proxy-Authorization: Basic {auth}\r\n\r\n".encode())
+        sock.recv(4096)
+        try:
+            sock.sendall(b"POST /v1/refunds HTTP/1.1\r\nContent-Length: 14\r\n\r\n"
+                         b"amount=9999999")
+            time.sleep(0.3)
+        except OSError:
+            pass  # the gateway already closed the connection
+    assert b"amount=9999999" not in raw_listener.received
 
 
 def test_a_protocol_upgrade_is_refused(gateway: Running, upstream: Upstream) -> None:
