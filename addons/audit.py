@@ -71,9 +71,10 @@ class Audit:
             refuse(flow, gateway_error("the audit record could not be written"), "audit")
             return
         rules = record["rule_ids"] or ["-"]
+        # label by the policy's action entry (`mcp.{tool}`), never the agent-chosen expansion
+        entry = flow.metadata.get(meta.ACTION, {}).get("entry") or "-"
         for rule in rules:
-            self._metrics.decisions.labels(record["decision"], record["action"] or "-",
-                                           rule).inc()
+            self._metrics.decisions.labels(record["decision"], entry, rule).inc()
         if started := flow.metadata.get(meta.STARTED):
             self._metrics.decision_seconds.observe(time.perf_counter() - started)
 

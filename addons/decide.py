@@ -37,7 +37,8 @@ class Decide:
         action, decision = evaluate(self._policy.current, call, utc_now())
         flow.metadata[meta.ACTION] = {
             "type": action.type, "tags": sorted(action.tags), "params": action.params,
-            "unreadable": sorted(action.unreadable)}
+            "unreadable": sorted(action.unreadable),
+            "entry": action.matched or action.type}
         flow.metadata[meta.DECISION] = {
             "verdict": decision.verdict.value,
             "rule_ids": list(decision.rule_ids),
@@ -46,5 +47,6 @@ class Decide:
             "tier": decision.tier,
             "route": decision.route,
             "timeout_seconds": decision.constraints.timeout_seconds,
+            "max_request_body_bytes": decision.constraints.max_request_body_bytes,
             "shadow": [[rule, verdict.value] for rule, verdict in decision.shadow],
         }

@@ -23,9 +23,9 @@ from mitmproxy.proxy import server_hooks
 
 from addons import meta
 from addons.connections import cut
-from addons.facts import normalise_host
 from addons.guard import answered, fail_closed, refuse
 from gateway.egress import AddressGuard, Resolution, parse_ip_literal
+from gateway.hostnames import normalise_host
 from gateway.policy_holder import PolicyHolder
 from gateway.refusals import denied
 

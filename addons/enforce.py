@@ -36,12 +36,22 @@ class Enforce:
             refuse(flow, denied(decision["reason"], rules[0] if rules else None), "enforce")
         elif verdict == "require_approval":
             refuse(flow, approval_pending("", 30, decision["reason"]), "enforce")
-        elif decision.get("timeout_seconds"):
-            loop = asyncio.get_running_loop()
-            self._deadlines[flow] = loop.call_later(
-                decision["timeout_seconds"], self._time_out, flow)
+        elif verdict == "allow_with_constraints":
+            self._constrain(flow, decision)
         elif verdict != "allow":
             raise ValueError(f"unknown verdict {verdict!r}")
+
+    def _constrain(self, flow: http.HTTPFlow, decision: dict[str, object]) -> None:
+        limit = decision.get("max_request_body_bytes")
+        size = len(flow.request.raw_content or b"")
+        if isinstance(limit, int) and size > limit:
+            rules = decision["rule_ids"]
+            refuse(flow, denied(f"the request body is {size} bytes; the rule allows at most "
+                                f"{limit}", rules[0] if rules else None), "enforce")  # type: ignore[index]
+            return
+        if timeout := decision.get("timeout_seconds"):
+            self._deadlines[flow] = asyncio.get_running_loop().call_later(
+                float(timeout), self._time_out, flow)  # type: ignore[arg-type]
 
     def _time_out(self, flow: http.HTTPFlow) -> None:
         """Close the upstream connection: marking the flow killed would only be noticed when

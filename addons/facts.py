@@ -8,16 +8,9 @@ from mitmproxy import http
 
 from gateway.call import Call
 from gateway.content import decode_body
+from gateway.hostnames import normalise_host
 
 INSPECT_LIMIT = 16 * 1024 * 1024  # decoded request bodies larger than this are not inspected
-
-
-def normalise_host(host: str) -> str:
-    host = host.strip().rstrip(".").lower()
-    try:
-        return host.encode("idna").decode("ascii")
-    except UnicodeError:
-        return host
 
 
 def call_from_flow(flow: http.HTTPFlow, agent: str) -> Call:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from mitmproxy import http
 
 from addons import meta
-from addons.facts import normalise_host
 from addons.guard import answered, fail_closed, refuse
 from gateway.halt_service import HaltService
+from gateway.hostnames import normalise_host
 from gateway.refusals import halted
 
 

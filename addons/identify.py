@@ -19,7 +19,6 @@ from addons.guard import answered, fail_closed, refuse
 from gateway.policy_holder import PolicyHolder
 from gateway.refusals import identity_required
 from gateway.store import StateStore
-from gateway.tokens import hash_token, same_hash
 
 ANONYMOUS = "anonymous"
 
@@ -84,9 +83,8 @@ class Identify:
         if credentials is None:
             return None, "Proxy-Authorization must be Basic AGENT:TOKEN"
         name, token = credentials
-        token_hash = hash_token(token)
-        principal = self._store.find_token(token_hash)
-        if principal is None or principal.kind != "agent" or not same_hash(principal.name, name):
+        principal = self._store.find_token(token)
+        if principal is None or principal.kind != "agent" or principal.name != name:
             return None, f"the token is not valid for agent `{name}`"
         return principal.name, ""
 

@@ -16,7 +16,7 @@ from gateway.egress import parse_ip_literal
 from gateway.policy import PolicyError, load_cases, load_policy, run_cases
 from gateway.services import Settings, state_paths
 from gateway.store import SQLiteStore, StateStore
-from gateway.tokens import Role, hash_token, new_token
+from gateway.tokens import Role, new_token
 
 DEFAULT_POLICY = "policies/default.yaml"
 DEFAULT_PROXY = "127.0.0.1:8080"
@@ -201,7 +201,7 @@ def open_store(state_dir: Path) -> StateStore:
 def issue_token(store: StateStore, state_dir: Path, kind: str, name: str,
                 role: Role | None) -> str:
     token = new_token(kind)
-    store.add_token(kind, name, role, hash_token(token))
+    store.add_token(kind, name, role, token)
     audit = AuditLog(state_paths(state_dir)[1])
     try:
         audit.append_sync("token.created", {"actor": "cli", "kind": kind, "name": name,

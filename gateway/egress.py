@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from gateway.hostnames import normalise_host
+
 IPAddress = IPv4Address | IPv6Address
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]  # (host, port) -> addresses
 
@@ -192,7 +194,7 @@ class AddressGuard:
         `own_listeners`: the proxy's and admin API's (host, port); `0.0.0.0`, `::` or a host name
         there stands for every local address on that port."""
         self.private_networks_allowed = private_networks_allowed  # follows policy reloads
-        self._pinned = {(_name(host), port): (_pinned_address(address), to_port)
+        self._pinned = {(normalise_host(host), port): (_pinned_address(address), to_port)
                         for (host, port), (address, to_port) in pinned.items()}
         self._pinned_targets = frozenset(self._pinned.values())
         self._listeners = [(parse_ip_literal(host), port) for host, port in own_listeners]
@@ -201,7 +203,7 @@ class AddressGuard:
     async def resolve(self, host: str, port: int) -> Resolution:
         """Resolve once and check every address; any refused address refuses them all (a name
         that answers both public and private addresses is a rebinding setup)."""
-        name = _name(host)
+        name = normalise_host(host)
         target = self._pinned.get((name, port)) or self._pinned.get((name, 0))
         if target is not None:
             refused = self._refusal(target[0], target[1], trusted=True)
@@ -262,14 +264,6 @@ def _pinned_address(address: str) -> str:
     if ip is None:
         raise ValueError(f"--connect-to target `{address}` is not an IP address")
     return str(ip)
-
-
-def _name(host: str) -> str:
-    """One spelling per host: lower case, no brackets, no root dot."""
-    host = host.lower()
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host.removesuffix(".")
 
 
 def _unmapped(ip: IPAddress) -> IPAddress:

@@ -6,18 +6,25 @@ import secrets
 
 from gateway.audit import AuditLog
 from gateway.clock import utc_now_iso
-from gateway.halts import Halt, HaltBoard, validate_halt
+from gateway.halts import Halt, HaltBoard, check_known, validate_halt
+from gateway.policy_holder import PolicyHolder
 from gateway.store import StateStore
 
 
 class HaltService:
-    def __init__(self, store: StateStore, audit: AuditLog) -> None:
+    def __init__(self, store: StateStore, audit: AuditLog, policy: PolicyHolder) -> None:
         self._store = store
         self._audit = audit
+        self._policy = policy
         self.board = HaltBoard(store.halts(active_only=True))
 
     async def set(self, scope: str, target: str | None, reason: str, actor: str) -> Halt:
         scope, target = validate_halt(scope, target, reason)
+        if scope == "agent":
+            check_known(scope, target, self._store.agent_names() |
+                        set(self._policy.current.agent_names) | {"anonymous"})
+        elif scope == "tenant":
+            check_known(scope, target, set(self._policy.current.tenant_names))
         halt = Halt(id="h_" + secrets.token_hex(6), scope=scope, target=target,
                     reason=reason.strip(), actor=actor, created_at=utc_now_iso())
         self._store.add_halt(halt)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from gateway.hostnames import normalise_host
+
 SCOPES = ("all", "agent", "tenant", "host", "action")
 
 
@@ -55,7 +57,15 @@ def validate_halt(scope: str, target: str | None, reason: str | None) -> tuple[s
         return scope, ""
     if not target:
         raise HaltError(f"scope `{scope}` needs a `target` naming the {scope} to halt")
-    return scope, target.lower() if scope == "host" else target
+    return scope, normalise_host(target) if scope == "host" else target
+
+
+def check_known(scope: str, target: str, known: set[str]) -> None:
+    """A halt on an agent or tenant nobody knows covers nothing: refuse it, name the known."""
+    if target not in known:
+        names = ", ".join(f"`{name}`" for name in sorted(known)) or "none"
+        raise HaltError(f"no {scope} `{target}` is known, so this halt would cover nothing; "
+                        f"known: {names}")
 
 
 class HaltBoard:

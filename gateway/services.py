@@ -62,4 +62,4 @@ def open_services(settings: Settings) -> Services:
     policy.on_change.append(
         lambda new: setattr(guard, "private_networks_allowed", new.private_networks_allowed))
     return Services(settings=settings, store=store, audit=audit, policy=policy,
-                    halts=HaltService(store, audit), metrics=Metrics(), address_guard=guard)
+                    halts=HaltService(store, audit, policy), metrics=Metrics(), address_guard=guard)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway.clock import utc_now_iso
 from gateway.halts import Halt
-from gateway.tokens import Principal, Role
+from gateway.tokens import Principal, Role, hash_token, token_id, token_matches
 
 
 class StoreError(RuntimeError):
@@ -26,16 +26,30 @@ class StateStore(abc.ABC):
     """What the gateway keeps across restarts (besides the audit trail)."""
 
     @abc.abstractmethod
-    def add_token(self, kind: str, name: str, role: Role | None, token_hash: str) -> None: ...
+    def add_token(self, kind: str, name: str, role: Role | None, token: str) -> None:
+        """Keep a new token's id and hash (never the token itself)."""
 
     @abc.abstractmethod
-    def find_token(self, token_hash: str) -> Principal | None: ...
+    def token_by_id(self, token_id: str) -> tuple[str, Principal] | None:
+        """(stored hash, owner) of the token with this public id."""
+
+    def find_token(self, token: str) -> Principal | None:
+        """Who the token belongs to, or None; the hash is compared in constant time."""
+        tid = token_id(token)
+        found = self.token_by_id(tid) if tid else None
+        if found is None or not token_matches(token, found[0]):
+            return None
+        return found[1]
 
     @abc.abstractmethod
     def has_agent_tokens(self) -> bool: ...
 
     @abc.abstractmethod
     def has_person_tokens(self) -> bool: ...
+
+    @abc.abstractmethod
+    def agent_names(self) -> set[str]:
+        """Every agent that has a token."""
 
     @abc.abstractmethod
     def add_halt(self, halt: Halt) -> None: ...
@@ -66,7 +80,7 @@ class StateStore(abc.ABC):
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
-    hash TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL, role TEXT,
+    id TEXT PRIMARY KEY, hash TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, role TEXT,
     created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS halts (
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL,
@@ -106,24 +120,33 @@ class SQLiteStore(StateStore):
         except sqlite3.Error as e:
             raise StoreError(f"state store: {e}") from e
 
-    def add_token(self, kind: str, name: str, role: Role | None, token_hash: str) -> None:
+    def add_token(self, kind: str, name: str, role: Role | None, token: str) -> None:
+        tid = token_id(token)
+        if tid is None:
+            raise StoreError("not a Gatehouse token")
         self._change(
-            "INSERT INTO tokens (hash, kind, name, role, created_at) VALUES (?, ?, ?, ?, ?)",
-            (token_hash, kind, name, role.value if role else None, utc_now_iso()),
+            "INSERT INTO tokens (id, hash, kind, name, role, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (tid, hash_token(token), kind, name, role.value if role else None, utc_now_iso()),
         )
 
-    def find_token(self, token_hash: str) -> Principal | None:
-        rows = self._run("SELECT kind, name, role FROM tokens WHERE hash = ?", (token_hash,))
+    def token_by_id(self, token_id: str) -> tuple[str, Principal] | None:
+        rows = self._run("SELECT hash, kind, name, role FROM tokens WHERE id = ?", (token_id,))
         if not rows:
             return None
-        kind, name, role = rows[0]
-        return Principal(kind=str(kind), name=str(name), role=Role(role) if role else None)
+        stored, kind, name, role = rows[0]
+        return str(stored), Principal(kind=str(kind), name=str(name),
+                                      role=Role(role) if role else None)
 
     def has_agent_tokens(self) -> bool:
         return bool(self._run("SELECT 1 FROM tokens WHERE kind = 'agent' LIMIT 1"))
 
     def has_person_tokens(self) -> bool:
         return bool(self._run("SELECT 1 FROM tokens WHERE kind = 'person' LIMIT 1"))
+
+    def agent_names(self) -> set[str]:
+        return {str(row[0]) for row in self._run("SELECT DISTINCT name FROM tokens "
+                                                 "WHERE kind = 'agent'")}
 
     def add_halt(self, halt: Halt) -> None:
         self._change(

@@ -1,14 +1,16 @@
 """Bearer and proxy tokens: random, shown once, stored only as a hash.
 
-Tokens carry 256 bits of randomness, so a plain SHA-256 is a sound one-way store (no salt or
-slow hash is needed for secrets that cannot be guessed). Lookups go by hash; the final equality
-is checked with `hmac.compare_digest` so timing says nothing about how much of a token matched.
+A token is `PREFIX` + a public id + `_` + 256 random bits. The store finds the token's row by
+its id and compares the SHA-256 of the whole token with the stored hash in constant time
+(`hmac.compare_digest`), so timing says nothing about how much of a secret matched. Secrets that
+cannot be guessed need no salt or slow hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,14 +41,24 @@ class Principal:
         return self.kind == "person" and (self.role is Role.ADMIN or self.role in roles)
 
 
+_ID_LENGTH = 12
+_TOKEN = re.compile(r"gh[ar]_([0-9a-f]{12})_[A-Za-z0-9_-]{43}")
+
+
 def new_token(kind: str) -> str:
     prefix = AGENT_PREFIX if kind == "agent" else ADMIN_PREFIX
-    return prefix + secrets.token_urlsafe(32)
+    return f"{prefix}{secrets.token_hex(_ID_LENGTH // 2)}_{secrets.token_urlsafe(32)}"
+
+
+def token_id(token: str) -> str | None:
+    """The public id inside a well-formed token; None for anything else."""
+    match = _TOKEN.fullmatch(token)
+    return match.group(1) if match else None
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def same_hash(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+def token_matches(token: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token).encode(), stored_hash.encode())

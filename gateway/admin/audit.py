@@ -21,7 +21,7 @@ async def list_records(request: web.Request) -> web.Response:
         since = datetime.fromisoformat(q["since"]) if "since" in q else None
         until = datetime.fromisoformat(q["until"]) if "until" in q else None
         after_seq = int(q.get("after_seq", "0"))
-        limit = min(int(q.get("limit", "100")), MAX_LIMIT)
+        limit = max(1, min(int(q.get("limit", "100")), MAX_LIMIT))
         records = request.app[SERVICES].audit.query(
             agent=q.get("agent"), action=q.get("action"), decision=q.get("decision"),
             event=q.get("event"), since=since, until=until, after_seq=after_seq, limit=limit)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.admin.errors import api_error
 from gateway.store import StateStore
-from gateway.tokens import Principal, Role, hash_token
+from gateway.tokens import Principal, Role
 
 STORE = web.AppKey("store", StateStore)
 
@@ -19,7 +19,7 @@ def principal(request: web.Request, *roles: Role) -> Principal:
         raise api_error(401, "unauthorized",
                         "send `Authorization: Bearer TOKEN` (create one with "
                         "`gatehouse token create --reviewer NAME --role ROLE`)")
-    found = request.app[STORE].find_token(hash_token(token.strip()))
+    found = request.app[STORE].find_token(token.strip())
     if found is None:
         raise api_error(401, "unauthorized", "the bearer token is not valid")
     if found.kind != "person":

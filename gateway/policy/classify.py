@@ -111,10 +111,17 @@ class _Entry:
         return Action(type=action_type, tags=self.tags, params=params, matched=self.template,
                       unreadable=frozenset(unreadable))
 
+    def is_mcp_endpoint_for(self, view: RequestView, host: str, method: str) -> bool:
+        return self.mcp is not None and self._captures(view, host, method) is not None
+
     def session(self, view: RequestView, host: str, method: str) -> Action | None:
-        """An MCP session message sent to this entry's endpoint, as the `mcp/session` action."""
-        if self.mcp is None or self._captures(view, host, method) is None:
+        """An MCP session message sent to this entry's endpoint, as the `mcp/session` action:
+        a handshake or discovery message, or a body-less GET (the server's notification
+        stream) or DELETE (the end of the session)."""
+        if not self.is_mcp_endpoint_for(view, host, method):
             return None
+        if method in ("GET", "DELETE") and not view.call.body:
+            return Action(type=MCP_SESSION, params={"http": method}, matched=self.template)
         body = view.json()
         rpc_method = walk(body, ("method",)) if isinstance(body, dict) else MISSING
         if rpc_method not in SESSION_METHODS or rpc_method == self.mcp:
@@ -157,14 +164,20 @@ class Classifier:
         host = normalise_host(view.call.host)
         method = view.call.method.upper()
         candidates = self.candidates(host)
+        # An MCP endpoint claims every request sent to it, whatever the order of entries: a
+        # tool call, session plumbing, or unclassified; never a generic entry such as a read
+        # (a JSON-RPC batch sent with GET must not pass as `http.read`).
+        endpoint = [e for e in candidates if e.is_mcp_endpoint_for(view, host, method)]
+        if endpoint:
+            for entry in endpoint:
+                if (action := entry.classify(view, host, method)) is not None:
+                    return action
+            for entry in endpoint:
+                if (action := entry.session(view, host, method)) is not None:
+                    return action
+            return Action(type=UNCLASSIFIED)
         for entry in candidates:
-            action = entry.classify(view, host, method)
-            if action is not None:
-                return action
-        # Only when no entry claims the request: session messages to a declared MCP endpoint.
-        for entry in candidates:
-            action = entry.session(view, host, method)
-            if action is not None:
+            if (action := entry.classify(view, host, method)) is not None:
                 return action
         return Action(type=UNCLASSIFIED)
 

@@ -12,12 +12,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from gateway.hostnames import normalise_host
+
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
-
-
-def normalise_host(host: str) -> str:
-    """The form hosts are compared in: lower-case, trailing dot removed."""
-    return host.lower().rstrip(".")
 
 
 def parent_domains(host: str) -> Iterator[str]:

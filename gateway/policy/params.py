@@ -185,15 +185,20 @@ class RequestView:
         return self._segments
 
     def json(self) -> object:
+        """The body as JSON; UNREADABLE unless the Content-Type says JSON (a body that parses
+        as JSON and as a form would give the upstream one value and the policy another)."""
         if self._json is _UNSET:
-            self._json = parse_json(self.call.body)
+            body = self.call.body
+            self._json = parse_json(body) if is_json(self.call.content_type) or not body \
+                else UNREADABLE
         return self._json
 
     def form(self) -> dict[str, list[str]] | None:
-        """Fields of a form-encoded body; None when the body is not valid form encoding or too
-        large to parse."""
+        """Fields of a form-encoded body; None when the Content-Type is not form encoding, or
+        the body is not valid form encoding or too large to parse."""
         if self._form is _UNSET:
-            self._form = _parse_form(self.call.body)
+            form_type = self.call.content_type == FORM_TYPE
+            self._form = _parse_form(self.call.body) if form_type else None
         return self._form  # type: ignore[return-value]
 
     def query(self) -> dict[str, list[str]]:
@@ -226,10 +231,17 @@ class RequestView:
             if form is None:
                 return UNREADABLE if self.call.body else MISSING
             return _single(form.get(name))
-        if self.call.content_type == "application/x-www-form-urlencoded":
-            if name in (self.form() or {}):
-                return UNREADABLE
+        if name in (self.form() or {}):
+            return UNREADABLE
         return _single(self.query().get(name))
+
+
+FORM_TYPE: Final = "application/x-www-form-urlencoded"
+
+
+def is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json"))
 
 
 def _single(values: list[str] | None) -> object:

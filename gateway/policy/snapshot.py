@@ -86,5 +86,13 @@ class Policy:
     def agent_tenant(self, agent: str) -> str | None:
         return self._tenants.get(agent)
 
+    @property
+    def agent_names(self) -> frozenset[str]:
+        return frozenset(self._tenants)
+
+    @property
+    def tenant_names(self) -> frozenset[str]:
+        return frozenset(t for t in self._tenants.values() if t)
+
     def __repr__(self) -> str:
         return f"<Policy {self.name} {self.snapshot_id} from {self.source}>"

@@ -81,7 +81,7 @@ def test_halting_everything_refuses_even_the_tunnel(gateway: Running) -> None:
 @pytest.mark.parametrize(("role", "status"), [("reviewer", 403), ("auditor", 403),
                                               ("responder", 201), ("admin", 201)])
 def test_only_responders_and_admins_may_halt(gateway: Running, role: str, status: int) -> None:
-    response = halt(gateway, "agent", "nobody-bot", role)
+    response = halt(gateway, "agent", "ops-bot", role)
     assert response.status_code == status
     if status == 201:
         resume(gateway, response.json()["id"])
@@ -101,8 +101,31 @@ def test_a_bad_halt_request_says_what_is_wrong(gateway: Running, body: dict[str,
     assert message in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("scope", "target"), [("agent", "Support-Bot"), ("agent", "nobody"),
+                                               ("tenant", "globex")])
+def test_a_halt_that_would_cover_nothing_is_refused(gateway: Running, scope: str,
+                                                    target: str) -> None:
+    response = halt(gateway, scope, target)
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert f"no {scope} `{target}` is known" in message and "known:" in message
+
+
+@pytest.mark.parametrize("spelling", ["docs.acme.example.", "DOCS.Acme.Example",
+                                      "[docs.acme.example]"])
+def test_a_host_halt_covers_every_spelling_of_the_host(gateway: Running, spelling: str) -> None:
+    created = halt(gateway, "host", spelling).json()
+    try:
+        assert created["target"] == "docs.acme.example"
+        with client(gateway, "ops-bot") as bot:
+            response = bot.get("http://docs.acme.example./x")
+        assert response.status_code == 403 and response.json()["error"]["type"] == "halted"
+    finally:
+        resume(gateway, created["id"])
+
+
 def test_resuming_twice_is_a_conflict_and_unknown_ids_are_not_found(gateway: Running) -> None:
-    created = halt(gateway, "agent", "x-bot").json()
+    created = halt(gateway, "agent", "ops-bot").json()
     resume(gateway, created["id"])
     again = gateway.gh.admin_call("DELETE", f"/v1/halts/{created['id']}",
                                   gateway.people["responder"])

@@ -22,11 +22,14 @@ def proxied(acme: Running, proxy: str) -> httpx.Client:
     "support-bot:gha_not-a-real-token@",
     "ops-bot:{support-bot}@",  # another agent's token
     "admin-person:{admin}@",  # a person's admin token is not an agent credential
+    "support-bot:{forged}@",  # the right token id with a wrong secret
 ])
 def test_calls_without_valid_agent_credentials_get_407(acme: Running, upstream: Upstream,
                                                        credentials: str) -> None:
-    credentials = credentials.replace("{support-bot}", acme.agents["support-bot"]).replace(
-        "{admin}", acme.people["admin"])
+    real = acme.agents["support-bot"]
+    forged = real[:-1] + ("A" if real[-1] != "A" else "B")
+    credentials = credentials.replace("{support-bot}", real).replace(
+        "{admin}", acme.people["admin"]).replace("{forged}", forged)
     before = len(upstream.received)
     with proxied(acme, f"http://{credentials}127.0.0.1:{acme.gh.proxy_port}") as c:
         response = c.get("http://docs.acme.example/x")

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from gateway.store import SQLiteStore
-from gateway.tokens import hash_token
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEHOUSE = str(Path(sys.executable).with_name("gatehouse"))
@@ -66,11 +65,11 @@ def test_token_create_prints_the_token_alone_on_the_last_line_and_stores_its_has
     token = result.stdout.strip().splitlines()[-1]
     assert token.startswith("gha_") and " " not in token
     store = SQLiteStore(tmp_path / "state.db")
-    principal = store.find_token(hash_token(token))
+    principal = store.find_token(token)
     assert principal is not None and principal.name == "support-bot"
     person = gatehouse("token", "create", "--state", str(tmp_path), "--reviewer", "alice",
                        "--role", "reviewer").stdout.strip().splitlines()[-1]
-    found = store.find_token(hash_token(person))
+    found = store.find_token(person)
     assert found is not None and found.role == "reviewer"
 
 

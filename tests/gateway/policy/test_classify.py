@@ -158,18 +158,45 @@ def test_a_duplicated_tool_name_falls_through(acme) -> None:
     assert classify(acme, call("POST", MCP_URL, body=body)).type == "unclassified"
 
 
-def test_a_duplicated_argument_makes_only_that_param_missing(acme) -> None:
+JSON = (("content-type", "application/json"),)
+
+
+def test_a_duplicated_argument_makes_only_that_param_unreadable(acme) -> None:
     body = (
         b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "delete_file",'
         b' "arguments": {"path": "/tmp/x", "path": "/etc/passwd"}}}'
     )
-    action = classify(acme, call("POST", MCP_URL, body=body))
+    action = classify(acme, call("POST", MCP_URL, body=body, headers=JSON))
     assert (action.type, action.params) == ("mcp.delete_file", {})
+    assert action.unreadable == {"path"}
+
+
+def test_an_mcp_body_without_a_json_content_type_is_no_tool_call(acme) -> None:
+    body = b'{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "read_file"}}'
+    assert classify(acme, call("POST", MCP_URL, body=body)).type != "mcp.read_file"
 
 
 def test_a_garbled_refund_is_still_a_refund_without_params(acme) -> None:
-    action = classify(acme, call("POST", REFUNDS, body=b"amount=5000&amount=99999999"))
+    action = classify(acme, call("POST", REFUNDS, form=[("amount", "5000"),
+                                                        ("amount", "99999999")]))
     assert (action.type, action.params) == ("payments.refund", {})
+    assert action.unreadable == {"amount_cents"}
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    # valid JSON whose text is also valid form encoding with amount=50
+    ("application/json", b'{"k=":"","amount":1000000,"z":"&amount=50&y="}'),
+    ("multipart/form-data; boundary=b",
+     b'--b\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1000000\r\n--b--\r\n'
+     b"&amount=50"),
+    ("", b"amount=50"),
+])
+def test_a_form_param_is_read_only_from_a_form_encoded_body(acme, content_type: str,
+                                                            body: bytes) -> None:
+    headers = (("content-type", content_type),) if content_type else ()
+    action = classify(acme, call("POST", REFUNDS, body=body, headers=headers))
+    assert "amount_cents" not in action.params
+    assert action.unreadable == {"amount_cents"}
 
 
 PATHS = """
@@ -217,3 +244,18 @@ def test_a_tool_name_longer_than_the_mcp_limit_falls_through(acme) -> None:
     )
     too_long = mcp("read_" + "x" * 124)
     assert classify(acme, call("POST", MCP_URL, json_body=too_long)).type == "unclassified"
+
+
+@pytest.mark.parametrize(("method", "body", "expected"), [
+    ("GET", b'[{"jsonrpc": "2.0", "id": 1, "method": "tools/call",'
+            b' "params": {"name": "delete_file", "arguments": {"path": "/"}}}]', "unclassified"),
+    ("POST", b'[{"jsonrpc": "2.0", "id": 1, "method": "tools/call",'
+             b' "params": {"name": "read_file", "arguments": {"path": "/"}}}]', "unclassified"),
+    ("GET", b"", "mcp/session"),  # the server's notification stream
+    ("DELETE", b"", "mcp/session"),  # the end of a session
+    ("PUT", b"", "unclassified"),
+])
+def test_an_mcp_endpoint_claims_every_request_sent_to_it(acme, method: str, body: bytes,
+                                                         expected: str) -> None:
+    action = classify(acme, call(method, MCP_URL, body=body, headers=JSON))
+    assert action.type == expected

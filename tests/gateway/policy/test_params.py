@@ -184,7 +184,8 @@ def test_a_param_that_is_not_there_is_missing(source: str, request_: Call) -> No
 
 
 def test_an_ambiguous_key_elsewhere_does_not_hide_an_unambiguous_one() -> None:
-    request = call("POST", "https://h/", body=b'{"note": 1, "note": 2, "amount": 5}')
+    request = call("POST", "https://h/", body=b'{"note": 1, "note": 2, "amount": 5}',
+                   headers=(("content-type", "application/json"),))
     assert extract("json:$.amount", request) == 5
     assert extract("json:$", request) is UNREADABLE  # the whole body holds an ambiguous key
 
