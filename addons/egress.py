@@ -48,8 +48,9 @@ class Egress:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if answered(flow):
             return
-        host = normalise_host(flow.request.host)
-        if not self._policy.current.egress_allows(host, flow.request.port):
+        host, policy = normalise_host(flow.request.host), self._policy.current
+        # a policy in shadow mode records what it would refuse instead (per request, by decide)
+        if not policy.shadow_mode and not policy.egress_allows(host, flow.request.port):
             refuse(flow, denied(f"host `{host}:{flow.request.port}` is not in the egress "
                                 "allowlist", "egress"), "egress")
 

@@ -294,8 +294,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if report.ok:
         print(f"audit trail ok: {report.records} records, chain intact")
         return 0
-    print(f"audit trail BROKEN at record {report.first_bad_seq}: {report.problem}",
-          file=sys.stderr)
+    where = f" at record {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+    print(f"audit trail BROKEN{where}: {report.problem}", file=sys.stderr)
     return 1
 
 

@@ -6,6 +6,10 @@ import json
 import urllib.error
 import urllib.request
 
+# Never through a proxy: an operator's shell may hold an agent's proxy variables, and the
+# gateway rightly refuses calls to its own admin API that come through it.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class ClientError(RuntimeError):
     """The admin API refused or could not be reached; the message says which and why."""
@@ -19,7 +23,7 @@ def call(admin: str, token: str | None, method: str, path: str,
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with _DIRECT.open(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as e:
         raise ClientError(_describe(e)) from e

@@ -56,16 +56,21 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 async def _worker(host: str, port: int, request: bytes, until: float,
                   latencies: list[float], errors: list[int]) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while (start := time.perf_counter()) < until:
-            writer.write(request)
-            status = await _read_response(reader)
-            latencies.append(time.perf_counter() - start)
-            if status != 200:
-                errors.append(status)
-    finally:
-        writer.close()
+    """Keep one connection busy; a connection the server closes counts as an error and is
+    opened again."""
+    while time.perf_counter() < until:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while (start := time.perf_counter()) < until:
+                writer.write(request)
+                status = await _read_response(reader)
+                latencies.append(time.perf_counter() - start)
+                if status != 200:
+                    errors.append(status)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            errors.append(0)
+        finally:
+            writer.close()
 
 
 async def run_load(host: str, port: int, request: bytes, concurrency: int,

@@ -100,8 +100,10 @@ class Gatehouse:
         self.process.kill()
         self.process.wait()
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "GATEHOUSE_STATE": str(self.state), "GATEHOUSE_ADMIN": self.admin}
+    def cli(self, *args: str, check: bool = True,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "GATEHOUSE_STATE": str(self.state), "GATEHOUSE_ADMIN": self.admin,
+               **(env or {})}
         result = subprocess.run([GATEHOUSE, *args], capture_output=True, text=True, env=env,
                                 timeout=60)
         if check and result.returncode != 0:

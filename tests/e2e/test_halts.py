@@ -135,9 +135,14 @@ def test_resuming_twice_is_a_conflict_and_unknown_ids_are_not_found(gateway: Run
 
 
 def test_the_cli_halts_and_resumes(gateway: Running) -> None:
+    """Even from a shell that holds an agent's proxy variables (the admin API is never
+    reachable through the proxy, so the CLI must not use it)."""
     gh = gateway.gh
     env_token = ["--token", gateway.people["responder"]]
-    out = gh.cli("halt", "--agent", "support-bot", "--reason", "loop detected", *env_token)
+    proxied = {name: gateway.proxy("ops-bot") for name in ("HTTP_PROXY", "http_proxy",
+                                                           "HTTPS_PROXY", "https_proxy")}
+    out = gh.cli("halt", "--agent", "support-bot", "--reason", "loop detected", *env_token,
+                 env={**proxied, "NO_PROXY": "", "no_proxy": ""})
     halt_id = json.loads(out.stdout)["id"]
     with client(gateway, "support-bot") as bot:
         assert bot.get("http://docs.acme.example/a").status_code == 403
