@@ -2,8 +2,8 @@
 
 mitmproxy calls each hook on every addon in list order, so this list is the path of one call:
 who is calling, what the call is and what policy says, whether a halt covers it, the answer to
-the agent (or the constraints to forward under), where exactly it may connect, and the durable
-audit record that must exist before anything is forwarded.
+the agent (or the constraints to forward under), the hold for a reviewer's approval, where
+exactly it may connect, and the durable audit record that must exist before anything goes out.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from addons.decide import Decide
 from addons.egress import Egress
 from addons.enforce import Enforce
 from addons.halt import HaltCheck
+from addons.hold import Hold
 from addons.identify import Identify
 from gateway.services import Services
 
@@ -23,6 +24,7 @@ def pipeline(services: Services) -> list[object]:
         Decide(services.policy),
         HaltCheck(services.halts),
         Enforce(),
+        Hold(services.approvals, services.halts),
         Egress(services.policy, services.address_guard),
         Audit(services.audit, services.metrics),
     ]

@@ -83,6 +83,8 @@ def outcome(flow: http.HTTPFlow) -> str:
     """What happened to the call, in one word: the refusal type, or the policy's verdict."""
     if refusal := flow.metadata.get(meta.REFUSAL):
         return str(refusal)
+    if meta.APPROVED_BY in flow.metadata:
+        return "approved"
     return flow.metadata.get(meta.DECISION, {}).get("verdict", "allow")
 
 
@@ -111,6 +113,8 @@ def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
         "shadow": decision.get("shadow", []),
         "refused_by": flow.metadata.get(meta.REFUSED_BY),
         "halt_id": flow.metadata.get(meta.HALT_ID),
+        "pending_id": flow.metadata.get(meta.PENDING_ID),
+        "approved_by": flow.metadata.get(meta.APPROVED_BY),
         "dialled": flow.metadata.get(meta.DIALLED),
         "error": flow.metadata.get(meta.ERROR),
     }

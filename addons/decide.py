@@ -46,6 +46,7 @@ class Decide:
             "snapshot_id": decision.snapshot_id,
             "tier": decision.tier,
             "route": decision.route,
+            "rollback": decision.rollback,
             "timeout_seconds": decision.constraints.timeout_seconds,
             "max_request_body_bytes": decision.constraints.max_request_body_bytes,
             "shadow": [[rule, verdict.value] for rule, verdict in decision.shadow],

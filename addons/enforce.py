@@ -1,8 +1,5 @@
-"""Stages 6-7, enforce: answer the agent as policy decided, and apply constraints.
-
-Approval holds arrive with the approvals work; until then a `require_approval` decision is
-answered 503 `approval_pending` and nothing is forwarded.
-"""
+"""Stage 5, enforce: refuse what policy denied, and apply the constraints of a constrained
+allow. `require_approval` is the hold stage's."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ from mitmproxy import http
 from addons import meta
 from addons.connections import cut
 from addons.guard import answered, fail_closed, refuse
-from gateway.refusals import approval_pending, denied
+from gateway.refusals import denied
 
 log = logging.getLogger("gatehouse.enforce")
 
@@ -35,7 +32,7 @@ class Enforce:
         if verdict == "deny":
             refuse(flow, denied(decision["reason"], rules[0] if rules else None), "enforce")
         elif verdict == "require_approval":
-            refuse(flow, approval_pending("", 30, decision["reason"]), "enforce")
+            return  # the hold stage's
         elif verdict == "allow_with_constraints":
             self._constrain(flow, decision)
         elif verdict != "allow":

@@ -26,7 +26,7 @@ def call_from_flow(flow: http.HTTPFlow, agent: str) -> Call:
         host=normalise_host(request.host),
         port=request.port,
         path=path or "/",
-        query=tuple(parse_qsl(query, keep_blank_values=True)),
+        query=tuple(parse_qsl(query, keep_blank_values=True, errors="surrogateescape")),
         headers=tuple((k.lower(), v) for k, v in request.headers.items(multi=True)
                       if k.lower() != "proxy-authorization"),
         body=body,

@@ -61,8 +61,8 @@ def write_ca_bundle(state_dir: Path) -> Path:
     return bundle
 
 
-async def watch_policy(services: Services) -> None:
-    """Reload the policy when its file changes on disk."""
+async def housekeeping(services: Services) -> None:
+    """Once a second: reload the policy if its file changed, expire undecided held calls."""
     while True:
         await asyncio.sleep(services.settings.policy_watch_seconds)
         try:
@@ -70,6 +70,10 @@ async def watch_policy(services: Services) -> None:
                 await services.policy.reload(actor="file-watch")
         except Exception:
             log.exception("policy watch failed; the running snapshot stays in place")
+        try:
+            await services.approvals.expire_due()
+        except Exception:
+            log.exception("expiring held calls failed; will try again")
 
 
 class Gateway:
@@ -88,7 +92,7 @@ class Gateway:
             await self._admin.setup()
             await web.TCPSite(self._admin, settings.admin[0], settings.admin[1]).start()
             write_ca_bundle(settings.state_dir)
-            self._watcher = asyncio.create_task(watch_policy(self.services))
+            self._watcher = asyncio.create_task(housekeeping(self.services))
             log.info("gatehouse proxy on %s:%d, admin API on http://%s:%d, policy %s",
                      *settings.listen, *settings.admin,
                      self.services.policy.current.snapshot_id)

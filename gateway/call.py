@@ -41,7 +41,8 @@ class Call:
         authority = self.host if self.port == default else f"{self.host}:{self.port}"
         if ":" in self.host:  # an IPv6 literal
             authority = f"[{self.host}]" if self.port == default else f"[{self.host}]:{self.port}"
-        query = urlencode(self.query, quote_via=quote, safe="/:@!$'()*,;")
+        query = urlencode(self.query, quote_via=quote, safe="/:@!$'()*,;",
+                          errors="surrogateescape")
         return f"{self.scheme}://{authority}{self.path}" + (f"?{query}" if query else "")
 
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import urllib.parse
 from pathlib import Path
 
 from gateway.audit import AuditLog, verify
@@ -125,6 +126,24 @@ def parser() -> argparse.ArgumentParser:
     resume.set_defaults(handler=cmd_resume)
     halts = sub.add_parser("halts", parents=[client], help="list active halts")
     halts.set_defaults(handler=lambda a: show(call(a.admin, a.token, "GET", "/v1/halts")))
+
+    pending = sub.add_parser("pending", parents=[client], help="held calls awaiting review")
+    pending.add_argument("--state", dest="item_state", default="pending",
+                         help="pending (default), approved, consumed, denied, expired or all")
+    for name in ("route", "agent", "action"):
+        pending.add_argument(f"--{name}")
+    pending.set_defaults(handler=cmd_pending)
+    show_item = sub.add_parser("show", parents=[client], help="one held call in full")
+    show_item.add_argument("id")
+    show_item.set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "GET", f"/v1/pending/{a.id}")))
+    for verdict in ("approve", "deny"):
+        vote = sub.add_parser(verdict, parents=[client], help=f"{verdict} a held call")
+        vote.add_argument("id")
+        vote.add_argument("--reason", required=verdict == "deny", default="")
+        if verdict == "approve":
+            vote.add_argument("--confirm", help="the confirmation phrase the item shows")
+        vote.set_defaults(handler=cmd_vote, verdict=verdict)
 
     policy = sub.add_parser("policy", help="the running policy").add_subparsers(
         dest="action", required=True)
@@ -287,6 +306,21 @@ def cmd_halt(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     return show(call(args.admin, args.token, "DELETE", f"/v1/halts/{args.id}"))
+
+
+def cmd_pending(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({k: v for k, v in (
+        ("state", args.item_state), ("route", args.route), ("agent", args.agent),
+        ("action", args.action)) if v})
+    return show(call(args.admin, args.token, "GET", f"/v1/pending?{query}"))
+
+
+def cmd_vote(args: argparse.Namespace) -> int:
+    body: dict[str, object] = {"reason": args.reason}
+    if getattr(args, "confirm", None):
+        body["confirm"] = args.confirm
+    return show(call(args.admin, args.token, "POST", f"/v1/pending/{args.id}/{args.verdict}",
+                     body))
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from gateway.audit import AuditLog
 from gateway.clock import utc_now_iso
@@ -17,6 +18,7 @@ class HaltService:
         self._audit = audit
         self._policy = policy
         self.board = HaltBoard(store.halts(active_only=True))
+        self.on_set: list[Callable[[Halt], None]] = []  # e.g. wake held connections
 
     async def set(self, scope: str, target: str | None, reason: str, actor: str) -> Halt:
         scope, target = validate_halt(scope, target, reason)
@@ -29,6 +31,8 @@ class HaltService:
                     reason=reason.strip(), actor=actor, created_at=utc_now_iso())
         self._store.add_halt(halt)
         self.board = HaltBoard(self._store.halts(active_only=True))
+        for listener in self.on_set:
+            listener(halt)
         await self._audit.append("halt.set", {"actor": actor, **halt.to_json()})
         return halt
 

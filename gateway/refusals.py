@@ -58,6 +58,18 @@ def approval_pending(pending_id: str, retry_after: int, reason: str) -> Refusal:
     )
 
 
+def approval_denied(pending_id: str, reason: str) -> Refusal:
+    return Refusal(403, "approval_denied",
+                   f"A reviewer refused this call: {reason}. Do not retry it unchanged.",
+                   "approval_denied", {"pending_id": pending_id, "reason": reason})
+
+
+def approval_expired(pending_id: str, reason: str) -> Refusal:
+    return Refusal(403, "approval_expired",
+                   f"No reviewer decided on this call in time, so it was refused: {reason}",
+                   "approval_expired", {"pending_id": pending_id, "reason": reason})
+
+
 def identity_required(reason: str) -> Refusal:
     return Refusal(
         407, "identity_required",

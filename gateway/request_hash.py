@@ -24,11 +24,17 @@ def request_hash(call: Call) -> str:
     digest = hashlib.sha256()
     digest.update(call.method.upper().encode())
     digest.update(b"\n")
-    digest.update(call.url.encode())
+    digest.update(_bytes(call.url))
     digest.update(b"\n")
     headers = sorted((k, v) for k, v in call.headers if k not in HEADERS_OUTSIDE_HASH)
     for name, value in headers:
-        digest.update(f"{name}: {value}\n".encode())
+        digest.update(_bytes(f"{name}: {value}\n"))
     digest.update(b"\n")
     digest.update(hashlib.sha256(call.body).digest())
     return digest.hexdigest()
+
+
+def _bytes(text: str) -> bytes:
+    """Back to the bytes that were sent (mitmproxy keeps bytes that are not UTF-8 as
+    surrogates)."""
+    return text.encode("utf-8", "surrogateescape")

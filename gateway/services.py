@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.approvals.service import ApprovalService
+from gateway.approvals.store import SQLitePendingStore
 from gateway.audit import AuditLog
 from gateway.egress import AddressGuard
 from gateway.halt_service import HaltService
@@ -36,10 +38,12 @@ class Services:
     audit: AuditLog
     policy: PolicyHolder
     halts: HaltService
+    approvals: ApprovalService
     metrics: Metrics
     address_guard: AddressGuard
 
     def close(self) -> None:
+        self.approvals.store.close()
         self.audit.close()
         self.store.close()
 
@@ -61,5 +65,8 @@ def open_services(settings: Settings) -> Services:
     )
     policy.on_change.append(
         lambda new: setattr(guard, "private_networks_allowed", new.private_networks_allowed))
-    return Services(settings=settings, store=store, audit=audit, policy=policy,
-                    halts=HaltService(store, audit, policy), metrics=Metrics(), address_guard=guard)
+    halts = HaltService(store, audit, policy)
+    approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts)
+    halts.on_set.append(lambda _halt: approvals.wake_all())
+    return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
+                    approvals=approvals, metrics=Metrics(), address_guard=guard)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import audit, halts, policy, system
+from gateway.admin import audit, halts, pending, policy, system
 from gateway.admin.auth import STORE
 from gateway.admin.errors import json_errors
 from gateway.admin.keys import SERVICES
@@ -35,3 +35,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/policy/snapshots", policy.snapshots)
     app.router.add_get("/v1/policy/snapshots/{id}", policy.snapshot)
     app.router.add_get("/v1/audit", audit.list_records)
+    app.router.add_get("/v1/pending", pending.list_pending)
+    app.router.add_get("/v1/pending/{id}", pending.get_pending)
+    app.router.add_post("/v1/pending/{id}/approve", pending.approve)
+    app.router.add_post("/v1/pending/{id}/deny", pending.deny)

@@ -32,6 +32,11 @@ _HALT_BODY = {
     },
 }
 _AUTH = {"401": "no or bad token", "403": "role not allowed"}
+_VOTE_BODY = {
+    "type": "object",
+    "properties": {"reason": {"type": "string"},
+                   "confirm": {"type": "string", "description": "the item's confirm_phrase"}},
+}
 
 OPENAPI: dict[str, object] = {
     "openapi": "3.1.0",
@@ -71,6 +76,23 @@ OPENAPI: dict[str, object] = {
                                             {"200": "items", **_AUTH})},
         "/v1/policy/snapshots/{id}": {"get": _op("one snapshot with its text", "any",
                                                  {"200": "snapshot", **_AUTH, "404": "none"})},
+        "/v1/pending": {"get": _op(
+            "held calls; filters state (default pending; all), route, agent, action",
+            "reviewer, admin", {"200": "items", **_AUTH, "422": "bad state"})},
+        "/v1/pending/{id}": {"get": _op(
+            "one held call in full (request, reason, rollback, requirements, votes, previous "
+            "decisions); the first open starts this reviewer's review clock",
+            "reviewer, admin", {"200": "item", **_AUTH, "404": "no such item"})},
+        "/v1/pending/{id}/approve": {"post": _op(
+            "approve; re-checks the running policy and any halt", "reviewer in the routed "
+            "group, admin", {"200": "item", **_AUTH, "404": "no such item",
+                             "409": "decided, halted, already voted or now denied by policy",
+                             "422": "friction unmet: reason, confirmation, review time"},
+            _VOTE_BODY)},
+        "/v1/pending/{id}/deny": {"post": _op(
+            "deny (final); the agent is told the reason", "reviewer in the routed group, admin",
+            {"200": "item", **_AUTH, "404": "no such item", "409": "decided or already voted",
+             "422": "no reason"}, _VOTE_BODY)},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

@@ -8,6 +8,7 @@ receive nothing, and the refusal must be in the audit trail.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
@@ -61,9 +62,7 @@ class BogusVerdict:
 def unknown_verdict(policy: object, call: object, now: object) -> object:
     """decide hands enforce a verdict it does not know: enforce must not treat it as allow."""
     action, decision = real_evaluate(policy, call, now)
-    return action, type("D", (), {**{k: getattr(decision, k) for k in (
-        "rule_ids", "reason", "snapshot_id", "tier", "route", "constraints", "shadow")},
-        "verdict": BogusVerdict()})()
+    return action, dataclasses.replace(decision, verdict=BogusVerdict())
 
 
 real_evaluate = decide.evaluate

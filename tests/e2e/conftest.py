@@ -43,6 +43,12 @@ def start_gateway(tmp: Path, policy: Path, upstream: Upstream,
 
 @pytest.fixture(scope="module")
 def acme(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
-    running = start_gateway(tmp_path_factory.mktemp("acme"), ACME, upstream)
+    """The reference policy with `hold_seconds: 0`: every rule as written, but a held call
+    answers 503 at once rather than after 30 s (holding is tested in test_approvals)."""
+    tmp = tmp_path_factory.mktemp("acme")
+    text = ACME.read_text()
+    assert "hold_seconds: 30" in text
+    (tmp / "acme.yaml").write_text(text.replace("hold_seconds: 30", "hold_seconds: 0", 1))
+    running = start_gateway(tmp, tmp / "acme.yaml", upstream)
     yield running
     running.gh.stop()

@@ -49,3 +49,10 @@ def test_query_encoding_cannot_make_two_calls_look_alike() -> None:
     one = dataclasses.replace(BASE, query=(("a", "1&b=2"),))
     two = dataclasses.replace(BASE, query=(("a", "1"), ("b", "2")))
     assert request_hash(one) != request_hash(two)
+
+
+def test_bytes_that_are_not_utf8_hash_and_stay_distinct() -> None:
+    """mitmproxy keeps such bytes as surrogates; they must neither crash nor collide."""
+    one = dataclasses.replace(BASE, path="/a\udcff", query=(("q", "\udcfe"),))
+    two = dataclasses.replace(BASE, path="/a\udcfe", query=(("q", "\udcfe"),))
+    assert request_hash(one) != request_hash(two)

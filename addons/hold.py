@@ -1,0 +1,86 @@
+"""Stage 6, hold: a call that needs approval waits for a reviewer, then goes out as approved.
+
+The exact request (method, URL, headers without credentials, body) is stored under its hash,
+and the agent's connection is held for `approvals.hold_seconds`. Approved while it waits: the
+stored request is forwarded, once. Still pending: 503 `approval_pending` with the pending id;
+a byte-identical retry attaches to the same item and passes once it is approved. Denied,
+expired or halted: a clear 403.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from mitmproxy import http
+
+from addons import meta
+from addons.guard import answered, fail_closed, refuse
+from gateway.approvals.model import HeldRequest, PendingItem, State
+from gateway.approvals.review import APPROVE
+from gateway.approvals.service import ApprovalService, retry_after
+from gateway.halt_service import HaltService
+from gateway.hostnames import normalise_host
+from gateway.refusals import approval_denied, approval_expired, approval_pending, halted
+
+
+def held_request(flow: http.HTTPFlow) -> HeldRequest:
+    request = flow.request
+    path, _, query = request.path.partition("?")
+    return HeldRequest(
+        method=request.method, scheme=request.scheme, host=normalise_host(request.host),
+        port=request.port, path=path or "/",
+        query=tuple(parse_qsl(query, keep_blank_values=True, errors="surrogateescape")),
+        headers=tuple((k, v) for k, v in request.headers.items(multi=True)
+                      if k.lower() != "proxy-authorization"),
+        body=request.raw_content or b"")
+
+
+def forward_as_approved(flow: http.HTTPFlow, held: HeldRequest) -> None:
+    """What goes out is what the reviewer saw: the stored headers and body, not the retry's."""
+    flow.request.headers = http.Headers([(k.encode("utf-8", "surrogateescape"),
+                                          v.encode("utf-8", "surrogateescape"))
+                                         for k, v in held.headers])
+    flow.request.raw_content = held.body
+
+
+class Hold:
+    def __init__(self, approvals: ApprovalService, halts: HaltService) -> None:
+        self._approvals = approvals
+        self._halts = halts
+
+    @fail_closed("hold")
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if answered(flow) or flow.metadata[meta.DECISION]["verdict"] != "require_approval":
+            return
+        item = await self._hold(flow)
+        if item.state is State.PENDING:
+            item = await self._approvals.wait(item.id, self._approvals.settings.hold_seconds)
+        if item.state is State.CONSUMED:  # another identical call used that approval
+            item = await self._hold(flow)
+        self._answer(flow, item)
+
+    async def _hold(self, flow: http.HTTPFlow) -> PendingItem:
+        item = await self._approvals.hold(
+            agent=flow.metadata[meta.AGENT], tenant=flow.metadata.get(meta.TENANT),
+            action=flow.metadata[meta.ACTION], decision=flow.metadata[meta.DECISION],
+            request_hash=flow.metadata[meta.REQUEST_HASH], request=held_request(flow))
+        flow.metadata[meta.PENDING_ID] = item.id
+        return item
+
+    def _answer(self, flow: http.HTTPFlow, item: PendingItem) -> None:
+        halt = self._halts.board.match(agent=item.agent, tenant=item.tenant,
+                                       host=item.request.host, action=item.action)
+        if halt is not None:
+            flow.metadata[meta.HALT_ID] = halt.id
+            refuse(flow, halted(halt.id, halt.reason), "hold")
+        elif item.state is State.APPROVED and self._approvals.consume(item.id):
+            forward_as_approved(flow, item.request)
+            flow.metadata[meta.APPROVED_BY] = [v.reviewer for v in item.votes
+                                               if v.verdict == APPROVE]
+        elif item.state is State.DENIED or item.state is State.CANCELLED:
+            refuse(flow, approval_denied(item.id, item.outcome_reason or "denied"), "hold")
+        elif item.state is State.EXPIRED:
+            refuse(flow, approval_expired(item.id, item.outcome_reason or "expired"), "hold")
+        else:
+            wait = retry_after(self._approvals.settings.hold_seconds)
+            refuse(flow, approval_pending(item.id, wait, item.reason), "hold")

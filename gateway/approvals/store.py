@@ -1,0 +1,338 @@
+"""Where held calls wait for their reviewers, across restarts.
+
+`PendingStore` is the interface (a PostgreSQL backend will implement it later);
+`SQLitePendingStore` keeps its own tables in the gateway's state database. Every state change
+is a compare-and-set inside one write transaction, so two reviewers, the expiry sweep and the
+proxy forwarding an approved call can race on an item and exactly one of them wins.
+"""
+
+from __future__ import annotations
+
+import abc
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.approvals.model import HeldRequest, PendingItem, State, Vote
+from gateway.clock import utc_now_iso
+from gateway.store import StoreError
+
+
+class PendingConflict(Exception):
+    """The item is not in a state that allows this (or the reviewer has already voted)."""
+
+    def __init__(self, state: State, message: str) -> None:
+        super().__init__(message)
+        self.state = state
+        self.message = message
+
+
+class PendingStore(abc.ABC):
+    """Held calls and their votes. Ids that name no item raise KeyError (items are never
+    deleted, so an id once seen stays valid)."""
+
+    @abc.abstractmethod
+    def add(self, item: PendingItem) -> None:
+        """Keep a new item; it has no votes yet (they arrive through `vote`)."""
+
+    @abc.abstractmethod
+    def get(self, item_id: str) -> PendingItem | None:
+        """The item with its votes, oldest first."""
+
+    @abc.abstractmethod
+    def find_reusable(self, agent: str, request_hash: str) -> PendingItem | None:
+        """The newest item of this agent for this request hash, which a byte-identical retry
+        attaches to: still waiting, approved and not yet used, or decided against (a denied or
+        expired call stays refused; it is not queued again). None once the newest approval has
+        been used: the next identical call needs an approval of its own."""
+
+    @abc.abstractmethod
+    def list(self, *, states: Collection[State] | None = None, route: str | None = None,
+             agent: str | None = None, action: str | None = None,
+             limit: int = 100) -> list[PendingItem]:
+        """Items matching every filter given, oldest first."""
+
+    @abc.abstractmethod
+    def opened(self, item_id: str, reviewer: str) -> str:
+        """Record the reviewer's first opening of the item (minimum review time counts from it)
+        and return it; later calls keep and return the first time."""
+
+    @abc.abstractmethod
+    def first_opened(self, item_id: str, reviewer: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def vote(self, item_id: str, vote: Vote, *, approvals_needed: int,
+             snapshot_id: str | None = None) -> PendingItem:
+        """Record a vote on a PENDING item, atomically. A deny makes it DENIED at once;
+        `approvals_needed` distinct approvals make it APPROVED under `snapshot_id`. Raises
+        PendingConflict if the item is not PENDING or this reviewer has already voted."""
+
+    @abc.abstractmethod
+    def consume(self, item_id: str) -> bool:
+        """APPROVED -> CONSUMED, exactly once: True for the one caller that may forward it,
+        False for everyone else (and for an item that is not APPROVED or does not exist)."""
+
+    @abc.abstractmethod
+    def finish(self, item_id: str, to: State, reason: str, *,
+               expected: Collection[State] = (State.PENDING,)) -> PendingItem:
+        """Move the item to `to` if it is in one of `expected` (expiry, cancellation, denial by
+        a changed policy); raises PendingConflict otherwise."""
+
+    @abc.abstractmethod
+    def due(self, now_iso: str) -> list[str]:
+        """Ids of PENDING items whose `expires_at` is at or before `now_iso`, soonest first."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_items (
+    id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, agent TEXT NOT NULL, tenant TEXT,
+    action TEXT NOT NULL, tags TEXT NOT NULL, params TEXT NOT NULL, rule_ids TEXT NOT NULL,
+    reason TEXT NOT NULL, rollback TEXT, tier INTEGER NOT NULL, route TEXT,
+    approvals_needed INTEGER NOT NULL, snapshot_id TEXT NOT NULL, request TEXT NOT NULL,
+    body BLOB NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
+    decided_at TEXT, outcome_reason TEXT, decided_snapshot_id TEXT);
+CREATE INDEX IF NOT EXISTS pending_items_by_request ON pending_items (agent, request_hash);
+CREATE INDEX IF NOT EXISTS pending_items_by_state ON pending_items (state, expires_at);
+CREATE INDEX IF NOT EXISTS pending_items_by_age ON pending_items (created_at);
+CREATE TABLE IF NOT EXISTS pending_votes (
+    item_id TEXT NOT NULL REFERENCES pending_items (id), reviewer TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('approve', 'deny')), reason TEXT NOT NULL,
+    at TEXT NOT NULL, opened_at TEXT, PRIMARY KEY (item_id, reviewer));
+CREATE TABLE IF NOT EXISTS pending_opens (
+    item_id TEXT NOT NULL REFERENCES pending_items (id), reviewer TEXT NOT NULL,
+    opened_at TEXT NOT NULL, PRIMARY KEY (item_id, reviewer));
+"""
+
+_ITEM_COLUMNS = ("id, request_hash, agent, tenant, action, tags, params, rule_ids, reason, "
+                 "rollback, tier, route, approvals_needed, snapshot_id, request, body, state, "
+                 "created_at, expires_at, decided_at, outcome_reason, decided_snapshot_id")
+_VOTE_COLUMNS = "item_id, reviewer, verdict, reason, at, opened_at"
+
+Row = tuple[Any, ...]  # as sqlite3 returns it
+
+
+def _json(value: object, what: str) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as e:
+        raise StoreError(f"pending store: {what} are not JSON: {e}") from e
+
+
+def _item_row(item: PendingItem) -> Row:
+    return (item.id, item.request_hash, item.agent, item.tenant, item.action,
+            _json(list(item.tags), "tags"), _json(item.params, "params"),
+            _json(list(item.rule_ids), "rule ids"), item.reason, item.rollback, item.tier,
+            item.route, item.approvals_needed, item.snapshot_id,
+            _json(item.request.to_json(with_body=False), "request"), item.request.body,
+            item.state.value, item.created_at, item.expires_at, item.decided_at,
+            item.outcome_reason, item.decided_snapshot_id)
+
+
+def _item(row: Row, votes: tuple[Vote, ...]) -> PendingItem:
+    (item_id, request_hash, agent, tenant, action, tags, params, rule_ids, reason, rollback,
+     tier, route, approvals_needed, snapshot_id, request, body, state, created_at, expires_at,
+     decided_at, outcome_reason, decided_snapshot_id) = row
+    try:
+        return PendingItem(
+            id=item_id, request_hash=request_hash, agent=agent, tenant=tenant, action=action,
+            tags=tuple(orjson.loads(tags)), params=orjson.loads(params),
+            rule_ids=tuple(orjson.loads(rule_ids)), reason=reason, rollback=rollback,
+            tier=tier, route=route, approvals_needed=approvals_needed, snapshot_id=snapshot_id,
+            request=HeldRequest.from_json(orjson.loads(request), body=body),
+            state=State(state), created_at=created_at, expires_at=expires_at,
+            decided_at=decided_at, outcome_reason=outcome_reason,
+            decided_snapshot_id=decided_snapshot_id, votes=votes)
+    except ValueError as e:  # orjson's decode errors are ValueErrors too
+        raise StoreError(f"pending store: item `{item_id}` is unreadable: {e}") from e
+
+
+def _vote(row: Row) -> Vote:
+    _, reviewer, verdict, reason, at, opened_at = row
+    return Vote(reviewer=reviewer, verdict=verdict, reason=reason, at=at, opened_at=opened_at)
+
+
+class SQLitePendingStore(PendingStore):
+    """Its own tables and connection in the state database (shared with gateway.store)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open the pending store `{path}`: {e}") from e
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock: reads see one snapshot; BEGIN IMMEDIATE takes the
+        write lock first, so a check and the write that depends on it cannot be interleaved
+        (not by another thread, nor by another process on the same file)."""
+        with self._lock:
+            try:
+                self._db.execute(begin)
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                with suppress(sqlite3.Error):  # a closed connection has nothing to undo
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                raise StoreError(f"pending store: {e}") from e
+
+    def add(self, item: PendingItem) -> None:
+        if item.votes:
+            raise ValueError("a new item has no votes yet: they are recorded through vote()")
+        row = _item_row(item)
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            if db.execute("SELECT 1 FROM pending_items WHERE id = ?", (item.id,)).fetchone():
+                raise StoreError(f"pending store: an item `{item.id}` already exists")
+            db.execute(f"INSERT INTO pending_items ({_ITEM_COLUMNS}) "
+                       f"VALUES ({', '.join('?' * len(row))})", row)
+
+    def get(self, item_id: str) -> PendingItem | None:
+        with self._transaction() as db:
+            return _find(db, item_id)
+
+    def find_reusable(self, agent: str, request_hash: str) -> PendingItem | None:
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id, state FROM pending_items WHERE agent = ? AND request_hash = ? "
+                "ORDER BY created_at DESC, rowid DESC LIMIT 1", (agent, request_hash)).fetchone()
+            return _load(db, row[0]) if row and row[1] != State.CONSUMED.value else None
+
+    def list(self, *, states: Collection[State] | None = None, route: str | None = None,
+             agent: str | None = None, action: str | None = None,
+             limit: int = 100) -> list[PendingItem]:
+        where: list[str] = ["1"]
+        args: list[object] = []
+        if states is not None:
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            args.extend(State(s).value for s in states)
+        for column, value in (("route", route), ("agent", agent), ("action", action)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT {_ITEM_COLUMNS} FROM pending_items "
+                              f"WHERE {' AND '.join(where)} ORDER BY created_at, rowid LIMIT ?",
+                              (*args, limit)).fetchall()
+            votes: dict[str, list[Vote]] = {}
+            for vote_row in db.execute(
+                    f"SELECT {_VOTE_COLUMNS} FROM pending_votes WHERE item_id IN "
+                    "(SELECT value FROM json_each(?)) ORDER BY rowid",
+                    (orjson.dumps([row[0] for row in rows]).decode(),)):
+                votes.setdefault(vote_row[0], []).append(_vote(vote_row))
+        return [_item(row, tuple(votes.get(row[0], ()))) for row in rows]
+
+    def opened(self, item_id: str, reviewer: str) -> str:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            _state(db, item_id)
+            (first,) = db.execute(  # the no-op update returns the row already there
+                "INSERT INTO pending_opens (item_id, reviewer, opened_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (item_id, reviewer) DO UPDATE SET opened_at = opened_at "
+                "RETURNING opened_at", (item_id, reviewer, utc_now_iso())).fetchone()
+            return first
+
+    def first_opened(self, item_id: str, reviewer: str) -> str | None:
+        with self._transaction() as db:
+            row = db.execute("SELECT opened_at FROM pending_opens "
+                             "WHERE item_id = ? AND reviewer = ?", (item_id, reviewer)).fetchone()
+            return row[0] if row else None
+
+    def vote(self, item_id: str, vote: Vote, *, approvals_needed: int,
+             snapshot_id: str | None = None) -> PendingItem:
+        if vote.verdict not in ("approve", "deny"):
+            raise ValueError(f"unknown verdict `{vote.verdict}`; approve or deny")
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            state = _state(db, item_id)
+            if state is not State.PENDING:
+                raise PendingConflict(state, f"`{item_id}` is {state.value}; a decided item "
+                                             "stays decided")
+            if db.execute("SELECT 1 FROM pending_votes WHERE item_id = ? AND reviewer = ?",
+                          (item_id, vote.reviewer)).fetchone():
+                raise PendingConflict(state, f"`{vote.reviewer}` has already voted on "
+                                             f"`{item_id}`; one vote per reviewer")
+            db.execute(f"INSERT INTO pending_votes ({_VOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                       (item_id, vote.reviewer, vote.verdict, vote.reason, vote.at,
+                        vote.opened_at))
+            (approvals,) = db.execute("SELECT count(*) FROM pending_votes WHERE item_id = ? "
+                                      "AND verdict = 'approve'", (item_id,)).fetchone()
+            outcome = (State.DENIED if vote.verdict == "deny" else
+                       State.APPROVED if approvals >= approvals_needed else None)
+            if outcome is not None:
+                db.execute("UPDATE pending_items SET state = ?, decided_at = ?, "
+                           "outcome_reason = ?, decided_snapshot_id = ? WHERE id = ?",
+                           (outcome.value, vote.at, vote.reason, snapshot_id, item_id))
+            return _load(db, item_id)
+
+    def consume(self, item_id: str) -> bool:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            return db.execute("UPDATE pending_items SET state = ? WHERE id = ? AND state = ?",
+                              (State.CONSUMED.value, item_id, State.APPROVED.value)
+                              ).rowcount == 1
+
+    def finish(self, item_id: str, to: State, reason: str, *,
+               expected: Collection[State] = (State.PENDING,)) -> PendingItem:
+        if to in (State.PENDING, State.CONSUMED):
+            raise ValueError(f"an item cannot be finished as {to.value}")
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            state = _state(db, item_id)
+            if state not in expected:
+                allowed = ", ".join(sorted(State(s).value for s in expected))
+                raise PendingConflict(state, f"`{item_id}` is {state.value}, not {allowed}; "
+                                             f"it was not made {to.value}")
+            db.execute("UPDATE pending_items SET state = ?, decided_at = ?, outcome_reason = ? "
+                       "WHERE id = ?", (to.value, utc_now_iso(), reason, item_id))
+            return _load(db, item_id)
+
+    def due(self, now_iso: str) -> list[str]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT id FROM pending_items WHERE state = ? AND expires_at <= ? "
+                              "ORDER BY expires_at, rowid", (State.PENDING.value, now_iso)
+                              ).fetchall()
+        return [row[0] for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _find(db: sqlite3.Connection, item_id: str) -> PendingItem | None:
+    row = db.execute(f"SELECT {_ITEM_COLUMNS} FROM pending_items WHERE id = ?",
+                     (item_id,)).fetchone()
+    if row is None:
+        return None
+    votes = db.execute(f"SELECT {_VOTE_COLUMNS} FROM pending_votes WHERE item_id = ? "
+                       "ORDER BY rowid", (item_id,)).fetchall()
+    return _item(row, tuple(_vote(vote) for vote in votes))
+
+
+def _load(db: sqlite3.Connection, item_id: str) -> PendingItem:
+    item = _find(db, item_id)
+    if item is None:
+        raise KeyError(f"no pending item `{item_id}`")
+    return item
+
+
+def _state(db: sqlite3.Connection, item_id: str) -> State:
+    row = db.execute("SELECT state FROM pending_items WHERE id = ?", (item_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no pending item `{item_id}`")
+    return State(row[0])
+

@@ -1,0 +1,1 @@
+"""Held calls: the pending store and its values."""

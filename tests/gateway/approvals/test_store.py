@@ -1,0 +1,424 @@
+"""The SQLite pending store: held calls and their votes survive restarts, and every state change
+is a compare-and-set, so racing reviewers, expiry and forwarding yield exactly one outcome."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.approvals.model import HeldRequest, PendingItem, State, Vote, new_pending_id
+from gateway.approvals.store import PendingConflict, SQLitePendingStore
+from gateway.clock import iso
+from gateway.store import SQLiteStore, StoreError
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+BODY = bytes(range(256)) + b"\x00\xff gzip-ish"
+
+
+def at(minutes: float) -> str:
+    return iso(T0 + timedelta(minutes=minutes))
+
+
+def item(**changes: object) -> PendingItem:
+    """A pending external email; `minute` sets when it was created (it expires an hour on)."""
+    minute = float(changes.pop("minute", 0))  # type: ignore[arg-type]
+    base = PendingItem(
+        id=new_pending_id(), request_hash="ab" * 32, agent="support-bot", tenant="acme",
+        action="email.send", tags=("external", "pii"),
+        params={"to": ["zoë@example.com"], "subject": "Grüße, 你好", "count": 3, "dry": None},
+        rule_ids=("mail-out", "pii"), reason="external mail needs a reviewer",
+        rollback="recall the message", tier=2, route="support-leads", approvals_needed=1,
+        snapshot_id="1.0:aaaaaaaaaaaa",
+        request=HeldRequest(method="POST", scheme="https", host="mail.example", port=443,
+                            path="/v1/send", query=(("dry", "0"),),
+                            headers=(("Content-Type", "application/json"),
+                                     ("Content-Encoding", "gzip")), body=BODY),
+        state=State.PENDING, created_at=at(minute), expires_at=at(minute + 60))
+    return replace(base, **changes)
+
+
+def approve(reviewer: str, reason: str = "checked the recipient") -> Vote:
+    return Vote(reviewer, "approve", reason, at(5), opened_at=at(1))
+
+
+def deny(reviewer: str, reason: str = "wrong customer") -> Vote:
+    return Vote(reviewer, "deny", reason, at(5), opened_at=at(1))
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "state.db"
+
+
+@pytest.fixture
+def store(path: Path) -> Iterator[SQLitePendingStore]:
+    opened = SQLitePendingStore(path)
+    yield opened
+    opened.close()
+
+
+def added(store: SQLitePendingStore, **changes: object) -> PendingItem:
+    new = item(**changes)
+    store.add(new)
+    return new
+
+
+# --- keeping items -------------------------------------------------------------------------
+
+def test_an_item_comes_back_exactly_with_its_binary_body_and_non_ascii_params(
+        store: SQLitePendingStore) -> None:
+    kept = added(store)
+    assert store.get(kept.id) == kept
+    assert store.get("p_000000000000") is None
+
+
+def test_items_and_their_votes_survive_a_restart(path: Path) -> None:
+    first = SQLitePendingStore(path)
+    kept = added(first, approvals_needed=2)
+    first.opened(kept.id, "ann")
+    first.vote(kept.id, approve("ann"), approvals_needed=2)
+    first.close()
+
+    second = SQLitePendingStore(path)
+    found = second.get(kept.id)
+    assert found == replace(kept, votes=(approve("ann"),))
+    assert second.first_opened(kept.id, "ann") is not None
+    assert second.find_reusable("support-bot", kept.request_hash) == found
+    approved = second.vote(kept.id, approve("bo"), approvals_needed=2)
+    assert approved.state is State.APPROVED
+    second.close()
+
+
+def test_it_shares_the_state_database_with_the_state_store(path: Path) -> None:
+    state = SQLiteStore(path)
+    pending = SQLitePendingStore(path)
+    kept = added(pending)
+    state.record_snapshot("1.0:aaaaaaaaaaaa", "1.0", "p.yaml", "version: 1")
+    assert pending.get(kept.id) == kept
+    assert [s["snapshot_id"] for s in state.snapshots()] == ["1.0:aaaaaaaaaaaa"]
+    pending.close()
+    state.close()
+
+
+def test_an_id_is_added_once(store: SQLitePendingStore) -> None:
+    kept = added(store)
+    with pytest.raises(StoreError, match=f"`{kept.id}` already exists"):
+        store.add(replace(kept, agent="other-bot"))
+    assert store.get(kept.id) == kept
+
+
+def test_a_new_item_has_no_votes(store: SQLitePendingStore) -> None:
+    with pytest.raises(ValueError, match="no votes yet"):
+        store.add(item(votes=(approve("ann"),)))
+
+
+def test_params_that_are_not_json_are_refused_clearly(store: SQLitePendingStore) -> None:
+    with pytest.raises(StoreError, match="params are not JSON"):
+        store.add(item(params={"when": datetime}))
+
+
+def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "state.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the pending store"):
+        SQLitePendingStore(tmp_path / "state.db")
+
+
+def test_a_closed_store_raises_a_store_error(path: Path) -> None:
+    closed = SQLitePendingStore(path)
+    closed.close()
+    with pytest.raises(StoreError, match="pending store"):
+        closed.get("p_000000000000")
+
+
+# --- retries attach to an open item ----------------------------------------------------------
+
+@pytest.mark.parametrize("state, reused", [
+    (State.PENDING, True),  # it waits on
+    (State.APPROVED, True),  # it passes
+    (State.CONSUMED, False),  # the approval was used: a new item
+    (State.DENIED, True),  # it stays refused
+    (State.EXPIRED, True),
+    (State.CANCELLED, True),
+])
+def test_a_retry_attaches_to_its_item_unless_that_approval_was_used(
+        store: SQLitePendingStore, state: State, reused: bool) -> None:
+    kept = added(store, state=state)
+    found = store.find_reusable("support-bot", kept.request_hash)
+    assert (found == kept) if reused else (found is None)
+
+
+def test_a_retry_never_attaches_across_agents_or_requests(store: SQLitePendingStore) -> None:
+    kept = added(store)
+    assert store.find_reusable("other-bot", kept.request_hash) is None
+    assert store.find_reusable("support-bot", "cd" * 32) is None
+
+
+def test_a_retry_attaches_to_the_newest_item(store: SQLitePendingStore) -> None:
+    added(store, minute=0, state=State.CONSUMED)
+    added(store, minute=1)
+    newest = added(store, minute=3, state=State.DENIED)
+    added(store, minute=2)
+    assert store.find_reusable("support-bot", "ab" * 32) == newest
+
+
+# --- votes -----------------------------------------------------------------------------------
+
+def test_two_approvals_need_two_distinct_reviewers(store: SQLitePendingStore) -> None:
+    kept = added(store, approvals_needed=2)
+    after_one = store.vote(kept.id, approve("ann"), approvals_needed=2)
+    assert (after_one.state, after_one.approvals, after_one.decided_at) == (State.PENDING, 1,
+                                                                            None)
+    with pytest.raises(PendingConflict, match="`ann` has already voted") as conflict:
+        store.vote(kept.id, approve("ann"), approvals_needed=2)
+    assert conflict.value.state is State.PENDING
+
+    after_two = store.vote(kept.id, approve("bo", "second look"), approvals_needed=2,
+                           snapshot_id="1.1:bbbbbbbbbbbb")
+    assert after_two.state is State.APPROVED
+    assert [v.reviewer for v in after_two.votes] == ["ann", "bo"]
+    assert (after_two.decided_at, after_two.outcome_reason, after_two.decided_snapshot_id) == (
+        at(5), "second look", "1.1:bbbbbbbbbbbb")
+
+
+@pytest.mark.parametrize("second", [approve("ann"), deny("ann")], ids=["approve", "deny"])
+def test_a_reviewer_votes_once(store: SQLitePendingStore, second: Vote) -> None:
+    kept = added(store, approvals_needed=2)
+    store.vote(kept.id, approve("ann"), approvals_needed=2)
+    with pytest.raises(PendingConflict, match="one vote per reviewer"):
+        store.vote(kept.id, second, approvals_needed=2)
+    assert store.get(kept.id) == replace(kept, votes=(approve("ann"),))
+
+
+def test_a_deny_after_an_approval_is_final(store: SQLitePendingStore) -> None:
+    kept = added(store, approvals_needed=2)
+    store.vote(kept.id, approve("ann"), approvals_needed=2)
+    denied = store.vote(kept.id, deny("bo", "not this customer"), approvals_needed=2)
+    assert (denied.state, denied.outcome_reason) == (State.DENIED, "not this customer")
+    with pytest.raises(PendingConflict, match="is denied") as conflict:
+        store.vote(kept.id, approve("cy"), approvals_needed=2)
+    assert conflict.value.state is State.DENIED
+
+
+@pytest.mark.parametrize("state", [State.APPROVED, State.CONSUMED, State.DENIED, State.EXPIRED,
+                                   State.CANCELLED])
+def test_votes_on_a_decided_item_conflict(store: SQLitePendingStore, state: State) -> None:
+    kept = added(store, state=state)
+    for vote in (approve("ann"), deny("ann")):
+        with pytest.raises(PendingConflict) as conflict:
+            store.vote(kept.id, vote, approvals_needed=1)
+        assert conflict.value.state is state
+    assert store.get(kept.id) == kept
+
+
+def test_a_verdict_is_approve_or_deny(store: SQLitePendingStore) -> None:
+    kept = added(store)
+    with pytest.raises(ValueError, match="unknown verdict `maybe`"):
+        store.vote(kept.id, Vote("ann", "maybe", "", at(5), None), approvals_needed=1)
+
+
+def test_an_unknown_item_is_a_key_error_for_votes_opens_and_finishing(
+        store: SQLitePendingStore) -> None:
+    with pytest.raises(KeyError, match="p_000000000000"):
+        store.vote("p_000000000000", approve("ann"), approvals_needed=1)
+    with pytest.raises(KeyError):
+        store.opened("p_000000000000", "ann")
+    with pytest.raises(KeyError):
+        store.finish("p_000000000000", State.EXPIRED, "timed out")
+    assert store.consume("p_000000000000") is False
+
+
+# --- review time -------------------------------------------------------------------------------
+
+def test_the_first_opening_is_kept(store: SQLitePendingStore) -> None:
+    kept = added(store)
+    assert store.first_opened(kept.id, "ann") is None
+    first = store.opened(kept.id, "ann")
+    assert store.opened(kept.id, "ann") == first
+    assert store.first_opened(kept.id, "ann") == first
+    assert store.first_opened(kept.id, "bo") is None
+    assert store.opened(kept.id, "bo") >= first
+
+
+# --- forwarding, expiry, cancellation ------------------------------------------------------------
+
+def test_an_approved_item_is_consumed_once(store: SQLitePendingStore) -> None:
+    kept = added(store)
+    assert store.consume(kept.id) is False  # still pending
+    store.vote(kept.id, approve("ann"), approvals_needed=1)
+    assert store.consume(kept.id) is True
+    assert store.consume(kept.id) is False
+    consumed = store.get(kept.id)
+    assert consumed is not None and consumed.state is State.CONSUMED
+    assert store.find_reusable("support-bot", kept.request_hash) is None
+
+
+@pytest.mark.parametrize("expected, to", [
+    ((State.PENDING,), State.EXPIRED),
+    ((State.PENDING,), State.CANCELLED),
+    ((State.PENDING, State.APPROVED), State.DENIED),
+])
+def test_finish_moves_an_item_only_from_an_expected_state(
+        store: SQLitePendingStore, expected: tuple[State, ...], to: State) -> None:
+    kept = added(store)
+    done = store.finish(kept.id, to, "no reviewer in time", expected=expected)
+    assert (done.state, done.outcome_reason) == (to, "no reviewer in time")
+    assert done.decided_at is not None
+    with pytest.raises(PendingConflict, match=f"is {to.value}") as conflict:
+        store.finish(kept.id, State.CANCELLED, "again", expected=expected)
+    assert conflict.value.state is to
+    assert store.get(kept.id) == done
+
+
+def test_a_changed_policy_may_deny_an_approved_item_before_it_is_forwarded(
+        store: SQLitePendingStore) -> None:
+    kept = added(store)
+    store.vote(kept.id, approve("ann"), approvals_needed=1)
+    with pytest.raises(PendingConflict, match="is approved, not pending"):
+        store.finish(kept.id, State.DENIED, "now denied by rule x")
+    denied = store.finish(kept.id, State.DENIED, "now denied by rule x",
+                          expected=(State.PENDING, State.APPROVED))
+    assert denied.state is State.DENIED and denied.votes == (approve("ann"),)
+    assert store.consume(kept.id) is False
+
+
+@pytest.mark.parametrize("to", [State.PENDING, State.CONSUMED])
+def test_finish_neither_reopens_nor_consumes(store: SQLitePendingStore, to: State) -> None:
+    kept = added(store)
+    with pytest.raises(ValueError, match=f"cannot be finished as {to.value}"):
+        store.finish(kept.id, to, "no")
+
+
+def test_due_lists_pending_items_whose_time_is_up_soonest_first(
+        store: SQLitePendingStore) -> None:
+    later = added(store, minute=10)  # expires at 70
+    sooner = added(store, minute=0)  # expires at 60
+    added(store, minute=20)  # expires at 80: not yet
+    added(store, minute=-5, state=State.APPROVED)  # decided: never due
+    added(store, minute=-5, state=State.EXPIRED)
+    assert store.due(at(59)) == []
+    assert store.due(at(60)) == [sooner.id]  # at the very moment counts
+    assert store.due(at(75)) == [sooner.id, later.id]
+
+
+# --- races ----------------------------------------------------------------------------------
+
+def race(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run work(0..count-1) on as many threads released at once; results or exceptions."""
+    gate = threading.Barrier(count)
+    results: list[object] = [None] * count
+
+    def run(i: int) -> None:
+        gate.wait()
+        try:
+            results[i] = work(i)
+        except Exception as e:  # noqa: BLE001 - the outcome under test
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.fixture(params=["one store", "a store per thread"])
+def stores(request: pytest.FixtureRequest, path: Path) -> Iterator[list[SQLitePendingStore]]:
+    """Eight handles: one shared connection, or eight connections to the same file."""
+    opened = [SQLitePendingStore(path)]
+    opened += [opened[0]] * 7 if request.param == "one store" else [
+        SQLitePendingStore(path) for _ in range(7)]
+    yield opened
+    for each in set(opened):
+        each.close()
+
+
+def test_consume_is_exactly_once_under_a_race(stores: list[SQLitePendingStore]) -> None:
+    for _ in range(5):
+        kept = added(stores[0])
+        stores[0].vote(kept.id, approve("ann"), approvals_needed=1)
+        results = race(8, lambda i, item_id=kept.id: stores[i].consume(item_id))
+        assert sorted(results, key=bool) == [False] * 7 + [True]
+
+
+def test_racing_approvals_and_denials_give_exactly_one_outcome(
+        stores: list[SQLitePendingStore]) -> None:
+    verdicts = [approve, deny] * 4
+    for _ in range(5):
+        kept = added(stores[0])
+
+        def cast(i: int, item_id: str = kept.id) -> object:
+            vote = verdicts[i](f"reviewer-{i}")
+            return stores[i].vote(item_id, vote, approvals_needed=1)
+
+        results = race(8, cast)
+        winners = [r for r in results if isinstance(r, PendingItem)]
+        assert len(winners) == 1
+        assert all(isinstance(r, PendingConflict) for r in results if r not in winners)
+        final = stores[0].get(kept.id)
+        assert final == winners[0] and len(final.votes) == 1
+        assert final.state is (State.APPROVED if final.votes[0].verdict == "approve"
+                               else State.DENIED)
+
+
+def test_expiry_racing_a_vote_gives_exactly_one_outcome(
+        stores: list[SQLitePendingStore]) -> None:
+    kept = added(stores[0])
+
+    def act(i: int) -> object:
+        if i % 2:
+            return stores[i].finish(kept.id, State.EXPIRED, "no reviewer in time")
+        return stores[i].vote(kept.id, approve(f"reviewer-{i}"), approvals_needed=1)
+
+    results = race(8, act)
+    winners = [r for r in results if isinstance(r, PendingItem)]
+    assert len(winners) == 1
+    assert sum(isinstance(r, PendingConflict) for r in results) == 7
+    assert stores[0].get(kept.id) == winners[0]
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def queue(store: SQLitePendingStore) -> SQLitePendingStore:
+    """a: pending mail of support-bot; b: approved deploy of ops-bot; c: denied mail of ops-bot;
+    d: pending mail of ops-bot for another group; created in that order."""
+    added(store, id="p_a", minute=0)
+    added(store, id="p_b", minute=1, agent="ops-bot", action="deploy.restart",
+          route="sre", state=State.APPROVED)
+    added(store, id="p_c", minute=2, agent="ops-bot", state=State.DENIED)
+    added(store, id="p_d", minute=3, agent="ops-bot", route=None)
+    return store
+
+
+@pytest.mark.parametrize("filters, ids", [
+    ({}, ["p_a", "p_b", "p_c", "p_d"]),
+    ({"states": [State.PENDING]}, ["p_a", "p_d"]),
+    ({"states": {State.APPROVED, State.DENIED}}, ["p_b", "p_c"]),
+    ({"states": []}, []),
+    ({"route": "support-leads"}, ["p_a", "p_c"]),
+    ({"agent": "ops-bot"}, ["p_b", "p_c", "p_d"]),
+    ({"action": "deploy.restart"}, ["p_b"]),
+    ({"agent": "ops-bot", "action": "email.send", "states": [State.PENDING]}, ["p_d"]),
+    ({"limit": 2}, ["p_a", "p_b"]),
+    ({"agent": "nobody"}, []),
+])
+def test_lists_filter_and_come_oldest_first(
+        queue: SQLitePendingStore, filters: dict[str, object], ids: list[str]) -> None:
+    assert [i.id for i in queue.list(**filters)] == ids  # type: ignore[arg-type]
+
+
+def test_listed_items_carry_their_votes_oldest_first(queue: SQLitePendingStore) -> None:
+    queue.vote("p_a", approve("ann"), approvals_needed=3)
+    queue.vote("p_d", approve("cy"), approvals_needed=3)
+    queue.vote("p_a", approve("bo"), approvals_needed=3)
+    listed = {i.id: i for i in queue.list()}
+    assert [v.reviewer for v in listed["p_a"].votes] == ["ann", "bo"]
+    assert [v.reviewer for v in listed["p_d"].votes] == ["cy"]
+    assert listed["p_b"].votes == ()
+    assert listed["p_a"] == queue.get("p_a")
