@@ -207,8 +207,16 @@ def bootstrap(settings: Settings) -> None:
             lines += ["", "Point an agent at the gateway (agent `dev-agent`), shown once:",
                       *agent_env(settings.state_dir, f"{settings.listen[0]}:{settings.listen[1]}",
                                  "dev-agent", token, ca_ready=False)]
-        if lines:
-            print("\n".join(lines), flush=True)
+        if not lines:
+            lines = [f"Tokens were shown once, when {settings.state_dir} was new; only their "
+                     "hashes are kept. New ones, and the variables for an agent:",
+                     f"  gatehouse token create --state {settings.state_dir} --agent NAME",
+                     f"  gatehouse token create --state {settings.state_dir} --reviewer NAME "
+                     "--role admin",
+                     f"  gatehouse env --state {settings.state_dir} --proxy "
+                     f"{settings.listen[0]}:{settings.listen[1]} --agent NAME "
+                     "--agent-token TOKEN"]
+        print("\n".join(lines), flush=True)
     finally:
         store.close()
 
