@@ -24,7 +24,7 @@ def pipeline(services: Services) -> list[object]:
         Decide(services.policy),
         HaltCheck(services.halts),
         Enforce(),
-        Hold(services.approvals, services.halts),
+        Hold(services.approvals, services.grants, services.halts),
         Egress(services.policy, services.address_guard),
         Audit(services.audit, services.metrics),
     ]

@@ -9,18 +9,28 @@ expired or halted: a clear 403.
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qsl
+from weakref import WeakKeyDictionary
 
-from mitmproxy import http
+from mitmproxy import connection, http
 
 from addons import meta
-from addons.guard import answered, fail_closed, refuse
+from addons.guard import answered, fail_closed, refuse, request_id
+from gateway.approvals.grant_service import GrantService
 from gateway.approvals.model import HeldRequest, PendingItem, State
 from gateway.approvals.review import APPROVE
 from gateway.approvals.service import ApprovalService, retry_after
+from gateway.call import Action
 from gateway.halt_service import HaltService
 from gateway.hostnames import normalise_host
 from gateway.refusals import approval_denied, approval_expired, approval_pending, halted
+
+
+def action_of(flow: http.HTTPFlow) -> Action:
+    action = flow.metadata[meta.ACTION]
+    return Action(type=action["type"], tags=frozenset(action["tags"]), params=action["params"],
+                  unreadable=frozenset(action.get("unreadable", ())))
 
 
 def held_request(flow: http.HTTPFlow) -> HeldRequest:
@@ -44,20 +54,48 @@ def forward_as_approved(flow: http.HTTPFlow, held: HeldRequest) -> None:
 
 
 class Hold:
-    def __init__(self, approvals: ApprovalService, halts: HaltService) -> None:
+    def __init__(self, approvals: ApprovalService, grants: GrantService,
+                 halts: HaltService) -> None:
         self._approvals = approvals
+        self._grants = grants
         self._halts = halts
+        self._gone: WeakKeyDictionary[connection.Client, asyncio.Event] = WeakKeyDictionary()
 
     @fail_closed("hold")
     async def request(self, flow: http.HTTPFlow) -> None:
-        if answered(flow) or flow.metadata[meta.DECISION]["verdict"] != "require_approval":
+        decision = flow.metadata.get(meta.DECISION, {})
+        if answered(flow) or decision.get("verdict") != "require_approval":
+            return
+        if grant := await self._grants.use(
+                agent=flow.metadata[meta.AGENT], action=action_of(flow), tier=decision["tier"],
+                request_hash=flow.metadata[meta.REQUEST_HASH], request_id=request_id(flow)):
+            flow.metadata[meta.APPROVED_BY] = [f"grant:{grant.id}"]
             return
         item = await self._hold(flow)
         if item.state is State.PENDING:
-            item = await self._approvals.wait(item.id, self._approvals.settings.hold_seconds)
+            item = await self._wait(flow, item)
+        if not flow.client_conn.connected:
+            return  # the agent hung up: an approval stays for its retry, never used up here
         if item.state is State.CONSUMED:  # another identical call used that approval
             item = await self._hold(flow)
         self._answer(flow, item)
+
+    async def _wait(self, flow: http.HTTPFlow, item: PendingItem) -> PendingItem:
+        """Until the item is decided, `hold_seconds` pass, or the agent hangs up."""
+        gone = self._gone.setdefault(flow.client_conn, asyncio.Event())
+        decided = asyncio.ensure_future(
+            self._approvals.wait(item.id, self._approvals.settings.hold_seconds))
+        hung_up = asyncio.ensure_future(gone.wait())
+        await asyncio.wait({decided, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+        hung_up.cancel()
+        if not decided.done():
+            decided.cancel()
+            return self._approvals.store.get(item.id) or item
+        return decided.result()
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        if (gone := self._gone.pop(client, None)) is not None:
+            gone.set()
 
     async def _hold(self, flow: http.HTTPFlow) -> PendingItem:
         item = await self._approvals.hold(

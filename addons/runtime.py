@@ -62,7 +62,8 @@ def write_ca_bundle(state_dir: Path) -> Path:
 
 
 async def housekeeping(services: Services) -> None:
-    """Once a second: reload the policy if its file changed, expire undecided held calls."""
+    """Once a second: reload the policy if its file changed; escalate, announce and expire
+    undecided held calls."""
     while True:
         await asyncio.sleep(services.settings.policy_watch_seconds)
         try:
@@ -71,9 +72,9 @@ async def housekeeping(services: Services) -> None:
         except Exception:
             log.exception("policy watch failed; the running snapshot stays in place")
         try:
-            await services.approvals.expire_due()
+            await services.approvals.sweep()
         except Exception:
-            log.exception("expiring held calls failed; will try again")
+            log.exception("escalating or expiring held calls failed; will try again")
 
 
 class Gateway:
@@ -92,6 +93,7 @@ class Gateway:
             await self._admin.setup()
             await web.TCPSite(self._admin, settings.admin[0], settings.admin[1]).start()
             write_ca_bundle(settings.state_dir)
+            self.services.notifier.start()
             self._watcher = asyncio.create_task(housekeeping(self.services))
             log.info("gatehouse proxy on %s:%d, admin API on http://%s:%d, policy %s",
                      *settings.listen, *settings.admin,
@@ -100,6 +102,7 @@ class Gateway:
         finally:
             if self._watcher is not None:
                 self._watcher.cancel()
+            await self.services.notifier.stop()
             await self._admin.cleanup()
             self.services.close()
 

@@ -11,6 +11,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
+from gateway.approvals.notify import check_url
 from gateway.audit import AuditLog, verify
 from gateway.client import ClientError, call
 from gateway.egress import parse_ip_literal
@@ -63,6 +64,21 @@ def connect_to(value: str) -> tuple[tuple[str, int | None], tuple[str, int]]:
     return (host.lower(), int(port) if port else None), address
 
 
+def webhook(value: str) -> str:
+    try:
+        return check_url(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
+def webhooks(flags: list[str], environ: str) -> tuple[str, ...]:
+    """--webhook flags when given, else $GATEHOUSE_WEBHOOK (URLs separated by spaces)."""
+    try:
+        return tuple(flags) or tuple(check_url(url) for url in environ.split())
+    except ValueError as e:
+        raise UsageError(f"$GATEHOUSE_WEBHOOK: {e}") from e
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gatehouse", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,6 +104,9 @@ def parser() -> argparse.ArgumentParser:
                      help="send calls for HOST[:PORT] to ADDR:PORT; the address is trusted")
     run.add_argument("--upstream-ca", type=Path,
                      help="CA bundle to verify upstream servers with (default: system roots)")
+    run.add_argument("--webhook", type=webhook, action="append", default=[], metavar="URL",
+                     help="POST Slack-compatible notifications of held calls here (repeatable; "
+                          "default $GATEHOUSE_WEBHOOK, URLs separated by spaces)")
     run.set_defaults(handler=cmd_run)
 
     env = sub.add_parser("env", parents=[state], help="print the variables an agent needs")
@@ -173,7 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_policy(args.policy)  # a bad policy stops start-up with its errors, before anything else
     settings = Settings(
         policy_path=args.policy, state_dir=args.state, listen=args.listen, admin=args.admin,
-        connect_to=pinned_targets(args.connect_to), upstream_ca=args.upstream_ca)
+        connect_to=pinned_targets(args.connect_to), upstream_ca=args.upstream_ca,
+        webhooks=webhooks(args.webhook, os.environ.get("GATEHOUSE_WEBHOOK", "")))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     bootstrap(settings)
     asyncio.run(serve(settings))

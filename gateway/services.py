@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.approvals.grant_service import GrantService
+from gateway.approvals.grants import SQLiteGrantStore
+from gateway.approvals.notify import Notifier
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import SQLitePendingStore
 from gateway.audit import AuditLog
@@ -29,6 +32,7 @@ class Settings:
     connect_to: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
     upstream_ca: Path | None = None
     policy_watch_seconds: float = 1.0
+    webhooks: tuple[str, ...] = ()  # notified of held calls (gateway.approvals.notify)
 
 
 @dataclass
@@ -39,11 +43,14 @@ class Services:
     policy: PolicyHolder
     halts: HaltService
     approvals: ApprovalService
+    grants: GrantService
+    notifier: Notifier
     metrics: Metrics
     address_guard: AddressGuard
 
     def close(self) -> None:
         self.approvals.store.close()
+        self.grants.store.close()
         self.audit.close()
         self.store.close()
 
@@ -66,7 +73,10 @@ def open_services(settings: Settings) -> Services:
     policy.on_change.append(
         lambda new: setattr(guard, "private_networks_allowed", new.private_networks_allowed))
     halts = HaltService(store, audit, policy)
-    approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts)
+    notifier = Notifier(settings.webhooks, audit)
+    approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts, notifier)
     halts.on_set.append(lambda _halt: approvals.wake_all())
+    grants = GrantService(SQLiteGrantStore(state_db), audit)
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
-                    approvals=approvals, metrics=Metrics(), address_guard=guard)
+                    approvals=approvals, grants=grants, notifier=notifier, metrics=Metrics(),
+                    address_guard=guard)

@@ -32,6 +32,18 @@ _HALT_BODY = {
     },
 }
 _AUTH = {"401": "no or bad token", "403": "role not allowed"}
+_GRANT_BODY = {
+    "type": "object",
+    "required": ["agent", "action", "expires_in", "max_uses", "reason"],
+    "properties": {
+        "agent": {"type": "string"},
+        "action": {"type": "string", "description": "action type or glob, e.g. deploy.*"},
+        "params": {"type": "object", "description": "conditions, as in policy rules"},
+        "expires_in": {"type": "string", "description": "duration, e.g. 30m; at most 24h"},
+        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "reason": {"type": "string"},
+    },
+}
 _VOTE_BODY = {
     "type": "object",
     "properties": {"reason": {"type": "string"},
@@ -93,6 +105,16 @@ OPENAPI: dict[str, object] = {
             "deny (final); the agent is told the reason", "reviewer in the routed group, admin",
             {"200": "item", **_AUTH, "404": "no such item", "409": "decided or already voted",
              "422": "no reason"}, _VOTE_BODY)},
+        "/v1/grants": {
+            "get": _op("standing grants (active only unless ?active=false)", "any",
+                       {"200": "items", **_AUTH}),
+            "post": _op("let one agent make a class of tier-1 calls for a while, a number of "
+                        "times", "reviewer, admin",
+                        {"201": "the grant", **_AUTH, "422": "bad grant"}, _GRANT_BODY),
+        },
+        "/v1/grants/{id}": {"delete": _op("revoke a grant", "reviewer, responder, admin",
+                                          {"200": "the grant", **_AUTH, "404": "no such grant",
+                                           "409": "already revoked"})},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

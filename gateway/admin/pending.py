@@ -14,6 +14,7 @@ from gateway.tokens import Role
 
 SHOWN_BODY_BYTES = 64 * 1024  # what a reviewer is shown of a body; the full body is evidence
 PREVIOUS_DECISIONS = 10
+MAX_LISTED = 1000
 
 
 async def list_pending(request: web.Request) -> web.Response:
@@ -25,8 +26,13 @@ async def list_pending(request: web.Request) -> web.Response:
     except ValueError as e:
         raise api_error(422, "invalid_request", f"{e}; use pending, approved, consumed, "
                                                 "denied, expired, cancelled or all") from e
+    try:
+        limit = max(1, min(int(q.get("limit", "100")), MAX_LISTED))
+    except ValueError as e:
+        raise api_error(422, "invalid_request", f"`limit` must be a whole number: {e}") from e
     items = request.app[SERVICES].approvals.store.list(
-        states=states, route=q.get("route"), agent=q.get("agent"), action=q.get("action"))
+        states=states, route=q.get("route"), agent=q.get("agent"), action=q.get("action"),
+        limit=limit)
     return json_response({"items": [item.to_json() for item in items]})
 
 

@@ -159,6 +159,15 @@ class PendingItem:
     outcome_reason: str | None = None
     decided_snapshot_id: str | None = None  # the snapshot the approval was re-checked under
     votes: tuple[Vote, ...] = ()
+    escalation_level: int = 0  # how many times it moved up `approvals.escalation`
+    earlier_routes: tuple[str | None, ...] = ()  # groups that had it before `route`, oldest
+    escalate_at: str | None = None  # when it moves to the next group; None: it stays
+    expiry_notice_at: str | None = None  # when "expiring soon" is sent; None once sent
+
+    @property
+    def reviewer_groups(self) -> tuple[str | None, ...]:
+        """Every group that has had the item: their members may vote (None: any reviewer)."""
+        return (*self.earlier_routes, self.route)
 
     @property
     def approvals(self) -> int:
@@ -179,6 +188,9 @@ class PendingItem:
             "rollback": self.rollback,
             "tier": self.tier,
             "route": self.route,
+            "escalation_level": self.escalation_level,
+            "earlier_routes": list(self.earlier_routes),
+            "escalate_at": self.escalate_at,
             "approvals": self.approvals,
             "approvals_needed": self.approvals_needed,
             "snapshot_id": self.snapshot_id,

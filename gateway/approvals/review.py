@@ -1,8 +1,9 @@
 """Who may vote on a held call, and what an approval must carry (DESIGN.md, "Approvals").
 
-Pure rules, checked before a vote is stored: the reviewer's role and group, no self-approval,
-one vote per reviewer, and the tier's friction (reason, typed confirmation phrase, and a
-minimum review time counted from this reviewer's first look at the item).
+Pure rules, checked before a vote is stored: the reviewer's role and group (the group the call
+is routed to, or one it escalated from), no self-approval, one vote per reviewer, and the tier's
+friction (reason, typed confirmation phrase, and a minimum review time counted from this
+reviewer's first look at the item).
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def confirm_phrase(item: PendingItem) -> str:
     return f"{item.action} {item.id}"
 
 
+def may_review(item: PendingItem, groups: dict[str, list[str]], name: str) -> bool:
+    """Members of the item's group, or of any group it escalated from: escalation widens who
+    may decide and takes the item from nobody (a reviewer may be half-way through a minimum
+    review time). An item that was never routed is open to every reviewer."""
+    return any(group is None or name in groups.get(group, ()) for group in item.reviewer_groups)
+
+
 def check_vote(item: PendingItem, *, tier: Tier, groups: dict[str, list[str]],
                reviewer: Principal, verdict: str, reason: str, confirm: str | None,
                opened_at: datetime | None, now: datetime) -> None:
@@ -41,10 +49,12 @@ def check_vote(item: PendingItem, *, tier: Tier, groups: dict[str, list[str]],
     if not reviewer.may(Role.REVIEWER):
         raise VoteRefused(403, "forbidden", f"role `{reviewer.role}` may not vote; reviewers "
                                             "and admins may")
-    members = groups.get(item.route or "", [])
-    if item.route and reviewer.role is not Role.ADMIN and reviewer.name not in members:
+    if reviewer.role is not Role.ADMIN and not may_review(item, groups, reviewer.name):
+        earlier = ", ".join(f"`{g}`" for g in item.earlier_routes)
         raise VoteRefused(403, "forbidden", f"`{reviewer.name}` is not in `{item.route}`, the "
-                                            "group this call is routed to")
+                                            "group this call is routed to"
+                                            + (f", nor in {earlier}, which had it before it "
+                                               "escalated" if earlier else ""))
     if any(v.reviewer == reviewer.name for v in item.votes):
         raise VoteRefused(409, "conflict", f"`{reviewer.name}` has already voted on "
                                            f"`{item.id}`; one vote per reviewer")

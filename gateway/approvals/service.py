@@ -1,20 +1,30 @@
-"""Held calls from request to outcome: create or attach, wait, vote, consume, expire.
+"""Held calls from request to outcome: create or attach, wait, vote, consume, escalate, expire.
 
 Every step that changes an item is in the audit trail with the evidence an approval needs
-(policy snapshot, request hash, reviewer, time). Waiting agents are woken through one
-`asyncio.Event` per item, set by whatever decides it (a vote, expiry, a halt).
+(policy snapshot, request hash, reviewer, time), and reviewers are notified of new items,
+escalations, items about to expire and outcomes (`notify`; never waited for). Waiting agents are
+woken through one `asyncio.Event` per item, set by whatever decides it (a vote, expiry, a halt).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 
+from gateway.approvals.escalation import (
+    Timeout,
+    escalate_at,
+    escalates_next,
+    expiry_notice_at,
+    on_timeout,
+)
 from gateway.approvals.model import HeldRequest, PendingItem, State, Vote, new_pending_id
+from gateway.approvals.notify import Event, Notifier
 from gateway.approvals.review import APPROVE, VoteRefused, check_vote
 from gateway.approvals.store import PendingConflict, PendingStore
 from gateway.audit import AuditLog
-from gateway.clock import iso, utc_now
+from gateway.clock import iso, utc_now, utc_now_iso
 from gateway.content import UndecodableBody, decode_body
 from gateway.halt_service import HaltService
 from gateway.policy import Verdict, evaluate
@@ -24,15 +34,20 @@ from gateway.tokens import Principal
 
 REDECIDE_BODY_LIMIT = 16 * 1024 * 1024
 EVIDENCE = ("pending_id", "request_hash", "snapshot_id", "reviewer", "at")
+SWEEPER = "gatehouse"  # who escalates and expires items in the audit trail
+TIMEOUT_REVIEWER = "gatehouse:on_timeout"  # who approves at expiry; no reviewer name has a `:`
+
+log = logging.getLogger("gatehouse.approvals")
 
 
 class ApprovalService:
     def __init__(self, store: PendingStore, audit: AuditLog, policy: PolicyHolder,
-                 halts: HaltService) -> None:
+                 halts: HaltService, notifier: Notifier | None = None) -> None:
         self.store = store
         self._audit = audit
         self._policy = policy
         self._halts = halts
+        self._notifier = notifier or Notifier((), audit)
         self._waiters: dict[str, asyncio.Event] = {}
 
     @property
@@ -47,22 +62,28 @@ class ApprovalService:
             return item
         settings, now = self.settings, utc_now()
         tier = int(decision.get("tier") or 1)  # type: ignore[call-overload]
+        route: str | None = decision.get("route")  # type: ignore[assignment]
+        expires, escalates = now + settings.expire_after, escalate_at(settings, route, (), now)
         item = PendingItem(
             id=new_pending_id(), request_hash=request_hash, agent=agent, tenant=tenant,
             action=str(action["type"]), tags=tuple(action.get("tags", ())),  # type: ignore[arg-type]
             params=dict(action.get("params", {})),  # type: ignore[call-overload]
             rule_ids=tuple(decision["rule_ids"]),  # type: ignore[arg-type]
             reason=str(decision["reason"]), rollback=decision.get("rollback"),  # type: ignore[arg-type]
-            tier=tier, route=decision.get("route"),  # type: ignore[arg-type]
+            tier=tier, route=route,
             approvals_needed=settings.tiers[tier].approvals if tier in settings.tiers else 1,
             snapshot_id=str(decision["snapshot_id"]), request=request, state=State.PENDING,
-            created_at=iso(now), expires_at=iso(now + settings.expire_after))
+            created_at=iso(now), expires_at=iso(expires),
+            escalate_at=iso(escalates) if escalates else None,
+            expiry_notice_at=iso(expiry_notice_at(now, expires)))
         self.store.add(item)
         await self._audit.append("approval.requested", {
             "pending_id": item.id, "agent": agent, "action": item.action,
             "params": item.params, "request_hash": request_hash, "tier": tier,
             "route": item.route, "rule_ids": list(item.rule_ids),
-            "snapshot_id": item.snapshot_id, "expires_at": item.expires_at})
+            "snapshot_id": item.snapshot_id, "expires_at": item.expires_at,
+            "escalate_at": item.escalate_at})
+        self._notify(Event.NEW, item)
         return item
 
     async def wait(self, item_id: str, seconds: float) -> PendingItem:
@@ -86,7 +107,10 @@ class ApprovalService:
             self.wake(item_id)
 
     def consume(self, item_id: str) -> bool:
-        return self.store.consume(item_id)
+        consumed = self.store.consume(item_id)
+        if consumed and self._notifier.enabled and (item := self.store.get(item_id)):
+            self._notify(Event.CONSUMED, item)
+        return consumed
 
     def open(self, item_id: str, reviewer: str) -> datetime:
         return datetime.fromisoformat(self.store.opened(item_id, reviewer))
@@ -126,6 +150,8 @@ class ApprovalService:
                                             if v.verdict == APPROVE],
                                decided_snapshot_id=policy.snapshot_id)
             self.wake(item_id)
+            self._notify(Event.APPROVED if updated.state is State.APPROVED else Event.DENIED,
+                         updated)
         return updated
 
     def _refuse_if_halted(self, item: PendingItem) -> None:
@@ -158,20 +184,125 @@ class ApprovalService:
                            decided_snapshot_id=policy.snapshot_id,
                            denied_by_rules=list(decision.rule_ids))
         self.wake(item.id)
+        self._notify(Event.DENIED, denied)
         raise VoteRefused(409, "policy_denies", f"approval failed: {reason}; the item is "
                                                 "denied")
 
-    async def expire_due(self) -> None:
-        """Items nobody decided in time are refused: expiry never approves."""
+    async def sweep(self) -> None:
+        """Once a second: escalate, say what expires soon, then expire. Escalating first moves
+        an item due for both up the chain before its deadline is looked at."""
         now = utc_now()
+        await self.escalate_due(now)
+        self.notify_expiring(now)
+        await self.expire_due(now)
+
+    async def escalate_due(self, now: datetime | None = None) -> None:
+        """Items pending past `escalate_at` move to the next group of the running policy's
+        chain; with none left they stay where they are."""
+        now, settings = now or utc_now(), self.settings
+        for item_id in self.store.escalations_due(iso(now)):
+            item = self.store.get(item_id)
+            if item is None or item.state is not State.PENDING:
+                continue
+            if (group := escalates_next(item, settings)) is None:
+                self.store.stop_escalating(item_id)
+            else:
+                await self._escalate(item, group, now, at_expiry=False)
+
+    def notify_expiring(self, now: datetime | None = None) -> None:
+        """Send "expiring soon" once per deadline, for items past their `expiry_notice_at`."""
+        if not self._notifier.enabled:
+            return
+        for item_id in self.store.expiry_notices_due(iso(now or utc_now())):
+            if (item := self.store.take_expiry_notice(item_id)) is not None:
+                self._notify(Event.EXPIRING, item)
+
+    async def expire_due(self, now: datetime | None = None) -> None:
+        """Items nobody decided in time: refused, or moved up the chain with a fresh
+        `expire_after` (`on_timeout: escalate`), or approved where their tier says so
+        (`on_timeout: allow`). Expiry never approves by default."""
+        now, settings = now or utc_now(), self.settings
         for item_id in self.store.due(iso(now)):
-            try:
-                item = self.store.finish(item_id, State.EXPIRED,
-                                         f"no decision within {self.settings.expire_after}")
-            except PendingConflict:
-                continue  # decided meanwhile
-            await self._record("approval.expired", item, reviewer="gatehouse", at=iso(now))
-            self.wake(item_id)
+            item = self.store.get(item_id)
+            if item is None or item.state is not State.PENDING:
+                continue
+            timeout = on_timeout(item, settings)
+            if timeout is Timeout.ESCALATE and (group := escalates_next(item, settings)):
+                await self._escalate(item, group, now, at_expiry=True)
+            elif timeout is Timeout.ALLOW:
+                await self._approve_on_timeout(item, now)
+            else:
+                escalated = f" after escalating to `{item.route}`" if item.escalation_level \
+                    else ""
+                await self._expire(item, f"no decision within {settings.expire_after}"
+                                         f"{escalated}", now)
+
+    async def _escalate(self, item: PendingItem, group: str, now: datetime, *,
+                        at_expiry: bool) -> None:
+        settings = self.settings
+        following = escalate_at(settings, group, (*item.earlier_routes, item.route), now)
+        expires = now + settings.expire_after if at_expiry else None
+        try:
+            moved = self.store.escalate(
+                item.id, group, from_level=item.escalation_level,
+                escalate_at=iso(following) if following else None,
+                expires_at=iso(expires) if expires else None,
+                expiry_notice_at=iso(expiry_notice_at(now, expires)) if expires else None)
+        except PendingConflict:
+            return  # decided (or escalated) meanwhile
+        trigger = "on_timeout" if at_expiry else "escalate_after"
+        log.info("escalated %s (%s by %s) from %s to %s (%s)", item.id, item.action, item.agent,
+                 item.route or "any reviewer", group, trigger)
+        await self._record("approval.escalated", moved, reviewer=SWEEPER, at=iso(now),
+                           from_route=item.route, route=group,
+                           escalation_level=moved.escalation_level, trigger=trigger,
+                           expires_at=moved.expires_at, escalate_at=moved.escalate_at)
+        self._notify(Event.ESCALATED, moved)
+
+    async def _approve_on_timeout(self, item: PendingItem, now: datetime) -> None:
+        """`on_timeout: allow`, which only a low tier may set: approved as if by a reviewer
+        named TIMEOUT_REVIEWER, so the call goes out once, like any approved call. A halt or
+        a policy that now denies the call still wins."""
+        halt = self._halts.board.match(agent=item.agent, tenant=item.tenant,
+                                       host=item.request.host, action=item.action)
+        if halt is not None:
+            await self._expire(item, f"halt `{halt.id}` covers this call; on_timeout `allow` "
+                                     "does not approve while halted", now)
+            return
+        try:
+            await self._redecide(item, TIMEOUT_REVIEWER)
+        except VoteRefused:
+            return  # denied under the running policy (recorded), or decided meanwhile
+        policy = self._policy.current
+        vote = Vote(reviewer=TIMEOUT_REVIEWER, verdict=APPROVE, at=iso(now), opened_at=None,
+                    reason=f"no reviewer decided by {item.expires_at}; tier {item.tier} "
+                           "approves at expiry (on_timeout: allow)")
+        try:
+            approved = self.store.vote(item.id, vote, approvals_needed=1,
+                                       snapshot_id=policy.snapshot_id)
+        except PendingConflict:
+            return
+        log.warning("APPROVED WITHOUT A REVIEWER: %s (%s by %s) reached its deadline and tier "
+                    "%d has on_timeout: allow", item.id, item.action, item.agent, item.tier)
+        await self._record("approval.approved", approved, reviewer=TIMEOUT_REVIEWER,
+                           at=vote.at, approved_by=[TIMEOUT_REVIEWER], on_timeout="allow",
+                           decided_snapshot_id=policy.snapshot_id)
+        self.wake(item.id)
+        self._notify(Event.APPROVED, approved)
+
+    async def _expire(self, item: PendingItem, reason: str, now: datetime) -> None:
+        try:
+            expired = self.store.finish(item.id, State.EXPIRED, reason)
+        except PendingConflict:
+            return  # decided meanwhile
+        await self._record("approval.expired", expired, reviewer=SWEEPER, at=iso(now))
+        self.wake(item.id)
+        self._notify(Event.EXPIRED, expired)
+
+    def _notify(self, event: Event, item: PendingItem) -> None:
+        if self._notifier.enabled:
+            self._notifier.notify(event, item, at=utc_now_iso(),
+                                  on_timeout=on_timeout(item, self.settings).value)
 
     async def _record(self, event: str, item: PendingItem, **fields: object) -> None:
         record = {"pending_id": item.id, "agent": item.agent, "action": item.action,

@@ -88,6 +88,32 @@ class PendingStore(abc.ABC):
         """Ids of PENDING items whose `expires_at` is at or before `now_iso`, soonest first."""
 
     @abc.abstractmethod
+    def escalate(self, item_id: str, route: str, *, from_level: int, escalate_at: str | None,
+                 expires_at: str | None = None,
+                 expiry_notice_at: str | None = None) -> PendingItem:
+        """Route a PENDING item still at `from_level` to `route`, atomically: its current route
+        joins `earlier_routes`, the level goes up by one and `escalate_at` is set; with
+        `expires_at`, the item gets that new deadline and `expiry_notice_at`. Raises
+        PendingConflict if it was decided or escalated meanwhile."""
+
+    @abc.abstractmethod
+    def stop_escalating(self, item_id: str) -> None:
+        """Clear `escalate_at` (no group is left to move to)."""
+
+    @abc.abstractmethod
+    def escalations_due(self, now_iso: str) -> list[str]:
+        """Ids of PENDING items whose `escalate_at` is at or before `now_iso`, soonest first."""
+
+    @abc.abstractmethod
+    def expiry_notices_due(self, now_iso: str) -> list[str]:
+        """Ids of PENDING items whose `expiry_notice_at` is at or before `now_iso`."""
+
+    @abc.abstractmethod
+    def take_expiry_notice(self, item_id: str) -> PendingItem | None:
+        """Clear a PENDING item's `expiry_notice_at`, once: the item for the one caller that
+        sends the notice, None for everyone else."""
+
+    @abc.abstractmethod
     def close(self) -> None: ...
 
 
@@ -98,7 +124,9 @@ CREATE TABLE IF NOT EXISTS pending_items (
     reason TEXT NOT NULL, rollback TEXT, tier INTEGER NOT NULL, route TEXT,
     approvals_needed INTEGER NOT NULL, snapshot_id TEXT NOT NULL, request TEXT NOT NULL,
     body BLOB NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
-    decided_at TEXT, outcome_reason TEXT, decided_snapshot_id TEXT);
+    decided_at TEXT, outcome_reason TEXT, decided_snapshot_id TEXT,
+    escalation_level INTEGER NOT NULL DEFAULT 0, earlier_routes TEXT NOT NULL DEFAULT '[]',
+    escalate_at TEXT, expiry_notice_at TEXT);
 CREATE INDEX IF NOT EXISTS pending_items_by_request ON pending_items (agent, request_hash);
 CREATE INDEX IF NOT EXISTS pending_items_by_state ON pending_items (state, expires_at);
 CREATE INDEX IF NOT EXISTS pending_items_by_age ON pending_items (created_at);
@@ -111,9 +139,14 @@ CREATE TABLE IF NOT EXISTS pending_opens (
     opened_at TEXT NOT NULL, PRIMARY KEY (item_id, reviewer));
 """
 
+# columns added since pending_items was first released, with how to add them to an old table
+_ADDED_COLUMNS = (("escalation_level", "INTEGER NOT NULL DEFAULT 0"),
+                  ("earlier_routes", "TEXT NOT NULL DEFAULT '[]'"),
+                  ("escalate_at", "TEXT"), ("expiry_notice_at", "TEXT"))
 _ITEM_COLUMNS = ("id, request_hash, agent, tenant, action, tags, params, rule_ids, reason, "
                  "rollback, tier, route, approvals_needed, snapshot_id, request, body, state, "
-                 "created_at, expires_at, decided_at, outcome_reason, decided_snapshot_id")
+                 "created_at, expires_at, decided_at, outcome_reason, decided_snapshot_id, "
+                 "escalation_level, earlier_routes, escalate_at, expiry_notice_at")
 _VOTE_COLUMNS = "item_id, reviewer, verdict, reason, at, opened_at"
 
 Row = tuple[Any, ...]  # as sqlite3 returns it
@@ -133,13 +166,16 @@ def _item_row(item: PendingItem) -> Row:
             item.route, item.approvals_needed, item.snapshot_id,
             _json(item.request.to_json(with_body=False), "request"), item.request.body,
             item.state.value, item.created_at, item.expires_at, item.decided_at,
-            item.outcome_reason, item.decided_snapshot_id)
+            item.outcome_reason, item.decided_snapshot_id, item.escalation_level,
+            _json(list(item.earlier_routes), "earlier routes"), item.escalate_at,
+            item.expiry_notice_at)
 
 
 def _item(row: Row, votes: tuple[Vote, ...]) -> PendingItem:
     (item_id, request_hash, agent, tenant, action, tags, params, rule_ids, reason, rollback,
      tier, route, approvals_needed, snapshot_id, request, body, state, created_at, expires_at,
-     decided_at, outcome_reason, decided_snapshot_id) = row
+     decided_at, outcome_reason, decided_snapshot_id, escalation_level, earlier_routes,
+     escalate_at, expiry_notice_at) = row
     try:
         return PendingItem(
             id=item_id, request_hash=request_hash, agent=agent, tenant=tenant, action=action,
@@ -149,7 +185,9 @@ def _item(row: Row, votes: tuple[Vote, ...]) -> PendingItem:
             request=HeldRequest.from_json(orjson.loads(request), body=body),
             state=State(state), created_at=created_at, expires_at=expires_at,
             decided_at=decided_at, outcome_reason=outcome_reason,
-            decided_snapshot_id=decided_snapshot_id, votes=votes)
+            decided_snapshot_id=decided_snapshot_id, votes=votes,
+            escalation_level=escalation_level, earlier_routes=tuple(orjson.loads(earlier_routes)),
+            escalate_at=escalate_at, expiry_notice_at=expiry_notice_at)
     except ValueError as e:  # orjson's decode errors are ValueErrors too
         raise StoreError(f"pending store: item `{item_id}` is unreadable: {e}") from e
 
@@ -171,6 +209,7 @@ class SQLitePendingStore(PendingStore):
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _add_missing_columns(self._db)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the pending store `{path}`: {e}") from e
         self._lock = threading.Lock()
@@ -302,15 +341,73 @@ class SQLitePendingStore(PendingStore):
             return _load(db, item_id)
 
     def due(self, now_iso: str) -> list[str]:
+        return self._pending_due("expires_at", now_iso)
+
+    def escalate(self, item_id: str, route: str, *, from_level: int, escalate_at: str | None,
+                 expires_at: str | None = None,
+                 expiry_notice_at: str | None = None) -> PendingItem:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            state = _state(db, item_id)
+            (level, earlier, current) = db.execute(
+                "SELECT escalation_level, earlier_routes, route FROM pending_items WHERE id = ?",
+                (item_id,)).fetchone()
+            if state is not State.PENDING or level != from_level:
+                raise PendingConflict(state, f"`{item_id}` is {state.value} at escalation level "
+                                             f"{level}, not pending at {from_level}; it was not "
+                                             "escalated")
+            db.execute("UPDATE pending_items SET route = ?, escalation_level = ?, "
+                       "earlier_routes = ?, escalate_at = ?, "
+                       "expires_at = coalesce(?, expires_at), "
+                       "expiry_notice_at = CASE WHEN ? IS NULL THEN expiry_notice_at ELSE ? END "
+                       "WHERE id = ?",
+                       (route, level + 1, _json([*orjson.loads(earlier), current], "routes"),
+                        escalate_at, expires_at, expires_at, expiry_notice_at, item_id))
+            return _load(db, item_id)
+
+    def stop_escalating(self, item_id: str) -> None:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            _state(db, item_id)
+            db.execute("UPDATE pending_items SET escalate_at = NULL WHERE id = ?", (item_id,))
+
+    def escalations_due(self, now_iso: str) -> list[str]:
+        return self._pending_due("escalate_at", now_iso)
+
+    def expiry_notices_due(self, now_iso: str) -> list[str]:
+        return self._pending_due("expiry_notice_at", now_iso)
+
+    def take_expiry_notice(self, item_id: str) -> PendingItem | None:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            taken = db.execute("UPDATE pending_items SET expiry_notice_at = NULL WHERE id = ? "
+                               "AND state = ? AND expiry_notice_at IS NOT NULL",
+                               (item_id, State.PENDING.value)).rowcount == 1
+            return _load(db, item_id) if taken else None
+
+    def _pending_due(self, column: str, now_iso: str) -> list[str]:
+        """PENDING items whose time in `column` (a fixed column name, never input) has come."""
         with self._transaction() as db:
-            rows = db.execute("SELECT id FROM pending_items WHERE state = ? AND expires_at <= ? "
-                              "ORDER BY expires_at, rowid", (State.PENDING.value, now_iso)
+            rows = db.execute(f"SELECT id FROM pending_items WHERE state = ? AND {column} <= ? "
+                              f"ORDER BY {column}, rowid", (State.PENDING.value, now_iso)
                               ).fetchall()
         return [row[0] for row in rows]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A state database written before a column existed gets it, with its default; inside
+    one write transaction, so two processes opening the file at once add it once."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        have = {row[1] for row in db.execute("PRAGMA table_info(pending_items)")}
+        for name, declaration in _ADDED_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE pending_items ADD COLUMN {name} {declaration}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _find(db: sqlite3.Connection, item_id: str) -> PendingItem | None:

@@ -286,10 +286,14 @@ class Approvals(StrictModel):
         timedelta(hours=4), description="A pending call not decided by then expires (refused)."
     )
     on_timeout: OnTimeout = Field(
-        "deny", description="What expiry means: deny, or escalate along `escalation`."
+        "deny",
+        description="What expiry means: deny, or escalate along `escalation` (the next group "
+        "gets a fresh expire_after; with no group left the item expires).",
     )
     escalate_after: Duration | None = Field(
-        None, description="When an undecided item moves to the next group in `escalation`."
+        None,
+        description="When an undecided item moves to the next group in `escalation` (counted "
+        "again from each move); the groups that had it before may still vote.",
     )
     escalation: list[Name] = Field(
         default_factory=list, description="Groups an undecided item escalates through, in order."

@@ -5,7 +5,8 @@ from __future__ import annotations
 import runpy
 import sys
 
-BENCHMARKS = ["tests.bench.bench_proxy", "tests.bench.bench_decide", "tests.bench.bench_audit"]
+BENCHMARKS = ["tests.bench.bench_proxy", "tests.bench.bench_decide", "tests.bench.bench_audit",
+              "tests.bench.bench_approvals", "tests.bench.bench_pending"]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:

@@ -351,3 +351,26 @@ def test_held_items_survive_a_crash(tmp_path: Path, upstream: Upstream) -> None:
             assert agent.put(url).status_code == 200
     finally:
         running.gh.stop()
+
+
+def test_an_agent_that_hangs_up_keeps_its_approval_for_the_retry(
+        held: tuple[Running, dict[str, str]], upstream: Upstream) -> None:
+    """Agents with a client timeout shorter than hold_seconds give up and retry: the
+    approval given meanwhile must not be used up by the abandoned connection."""
+    running, reviewers = held
+    marker = uuid.uuid4().hex
+    url = f"https://api.github.com/repos/{marker}/hooks"
+    trust = ssl.create_default_context(cafile=running.gh.ca_bundle)
+    with httpx.Client(proxy=running.proxy("ops-bot"), verify=trust, timeout=1) as impatient, \
+            pytest.raises(httpx.ReadTimeout):
+        impatient.post(url, json={"url": "x"})
+    item = wait_for_item(running, reviewers["dave"], marker)
+    assert vote(running, reviewers["dave"], item["id"], "approve").status_code == 200
+    time.sleep(0.3)
+    state = running.gh.admin_call("GET", f"/v1/pending/{item['id']}", reviewers["dave"]).json()
+    assert state["state"] == "approved"  # not used up by the connection that was gone
+    assert upstream.requests_to(f"/repos/{marker}/hooks") == []
+    with client(running) as agent:
+        retried = agent.post(url, json={"url": "x"})
+    assert retried.status_code == 200
+    assert len(upstream.requests_to(f"/repos/{marker}/hooks")) == 1

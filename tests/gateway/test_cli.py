@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import UsageError, webhooks
 from gateway.store import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +115,22 @@ def test_run_refuses_the_same_host_pinned_twice(tmp_path: Path) -> None:
                        "--connect-to", "api.github.com:443=127.0.0.1:1",
                        "--connect-to", "api.github.com:443=127.0.0.1:2")
     assert result.returncode == 1 and "names `api.github.com:443` twice" in result.stderr
+
+
+def test_run_refuses_a_webhook_that_is_not_an_http_url(tmp_path: Path) -> None:
+    result = gatehouse("run", "--policy", "policies/default.yaml", "--state", str(tmp_path),
+                       "--webhook", "hooks.slack.com/services/x")
+    assert result.returncode == 2 and "not an http(s) URL" in result.stderr
+
+
+def test_webhooks_come_from_the_flags_else_from_the_environment() -> None:
+    flags = ["https://a.example/hook", "http://127.0.0.1:9000/x"]
+    assert webhooks(flags, "https://ignored.example/") == tuple(flags)
+    assert webhooks([], " https://a.example/1\thttps://b.example/2 ") == (
+        "https://a.example/1", "https://b.example/2")
+    assert webhooks([], "") == ()
+    with pytest.raises(UsageError, match="GATEHOUSE_WEBHOOK.*not an http"):
+        webhooks([], "https://a.example/1 ftp://b.example/")
 
 
 def test_audit_verify_on_a_fresh_state_is_ok(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ is a compare-and-set, so racing reviewers, expiry and forwarding yield exactly o
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -303,6 +304,89 @@ def test_due_lists_pending_items_whose_time_is_up_soonest_first(
     assert store.due(at(59)) == []
     assert store.due(at(60)) == [sooner.id]  # at the very moment counts
     assert store.due(at(75)) == [sooner.id, later.id]
+
+
+# --- escalation and notices ------------------------------------------------------------------
+
+def test_escalating_moves_the_route_and_keeps_the_ones_before(store: SQLitePendingStore) -> None:
+    kept = added(store, escalate_at=at(20), expiry_notice_at=at(48))
+    first = store.escalate(kept.id, "ops", from_level=0, escalate_at=at(40))
+    assert (first.route, first.earlier_routes, first.escalation_level) == \
+        ("ops", ("support-leads",), 1)
+    assert (first.escalate_at, first.expires_at, first.expiry_notice_at) == \
+        (at(40), at(60), at(48))  # the deadline stays unless a new one is given
+    second = store.escalate(kept.id, "managers", from_level=1, escalate_at=None,
+                            expires_at=at(120), expiry_notice_at=at(108))
+    assert second == replace(kept, route="managers", earlier_routes=("support-leads", "ops"),
+                             escalation_level=2, escalate_at=None, expires_at=at(120),
+                             expiry_notice_at=at(108))
+    assert store.get(kept.id) == second
+
+
+def test_an_item_never_routed_keeps_that_among_its_earlier_routes(
+        store: SQLitePendingStore) -> None:
+    kept = added(store, route=None)
+    moved = store.escalate(kept.id, "ops", from_level=0, escalate_at=None)
+    assert moved.earlier_routes == (None,) and moved.reviewer_groups == (None, "ops")
+
+
+@pytest.mark.parametrize("state", [State.APPROVED, State.DENIED, State.EXPIRED])
+def test_a_decided_item_does_not_escalate(store: SQLitePendingStore, state: State) -> None:
+    kept = added(store, state=state)
+    with pytest.raises(PendingConflict, match="not escalated"):
+        store.escalate(kept.id, "ops", from_level=0, escalate_at=None)
+    assert store.get(kept.id) == kept
+
+
+def test_an_item_escalates_once_per_level(stores: list[SQLitePendingStore]) -> None:
+    kept = added(stores[0])
+    results = race(8, lambda i: stores[i].escalate(kept.id, f"group-{i}", from_level=0,
+                                                   escalate_at=None))
+    [moved] = [r for r in results if isinstance(r, PendingItem)]
+    assert sum(isinstance(r, PendingConflict) for r in results) == 7
+    assert stores[0].get(kept.id) == moved and moved.escalation_level == 1
+
+
+def test_escalations_due_lists_pending_items_past_their_time(store: SQLitePendingStore) -> None:
+    later = added(store, escalate_at=at(30))
+    sooner = added(store, escalate_at=at(20))
+    added(store)  # never escalates
+    added(store, escalate_at=at(10), state=State.DENIED)
+    assert store.escalations_due(at(19)) == []
+    assert store.escalations_due(at(30)) == [sooner.id, later.id]
+    store.stop_escalating(sooner.id)
+    assert store.escalations_due(at(30)) == [later.id]
+    assert store.get(sooner.id) == replace(sooner, escalate_at=None)
+
+
+def test_an_expiry_notice_is_taken_once(stores: list[SQLitePendingStore]) -> None:
+    kept = added(stores[0], expiry_notice_at=at(48))
+    added(stores[0], expiry_notice_at=at(10), state=State.APPROVED)
+    assert stores[0].expiry_notices_due(at(47)) == []
+    assert stores[0].expiry_notices_due(at(48)) == [kept.id]
+    results = race(8, lambda i: stores[i].take_expiry_notice(kept.id))
+    [taken] = [r for r in results if r is not None]
+    assert taken == replace(kept, expiry_notice_at=None)
+    assert stores[0].expiry_notices_due(at(60)) == []
+
+
+def test_a_state_database_from_before_escalation_is_upgraded(path: Path) -> None:
+    """The columns escalation added are added to an older table, which keeps its items."""
+    first = SQLitePendingStore(path)
+    kept = added(first)
+    first.close()
+    old = sqlite3.connect(path)  # back to the table as it was first released
+    for column in ("escalation_level", "earlier_routes", "escalate_at", "expiry_notice_at"):
+        old.execute(f"ALTER TABLE pending_items DROP COLUMN {column}")
+    old.commit()
+    old.close()
+    upgraded = SQLitePendingStore(path)
+    assert upgraded.get(kept.id) == kept
+    moved = upgraded.escalate(kept.id, "ops", from_level=0, escalate_at=at(30))
+    upgraded.close()
+    again = SQLitePendingStore(path)  # an upgraded table is left as it is
+    assert again.get(kept.id) == moved and moved.escalation_level == 1
+    again.close()
 
 
 # --- races ----------------------------------------------------------------------------------
