@@ -26,5 +26,5 @@ def pipeline(services: Services) -> list[object]:
         Enforce(),
         Hold(services.approvals, services.grants, services.halts),
         Egress(services.policy, services.address_guard),
-        Audit(services.audit, services.metrics),
+        Audit(services.audit, services.metrics, services.notifier),
     ]

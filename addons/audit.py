@@ -2,7 +2,9 @@
 
 This is the last request hook, so every other stage has had its say: the record carries the
 outcome the agent gets (forwarded, or refused and by which stage). The append is awaited; if it
-fails the call is refused with 503 `gateway_error`, never forwarded unrecorded.
+fails the call is refused with 503 `gateway_error`, never forwarded unrecorded. A recorded call
+that a `notify: true` rule let through is announced to the reviewers' webhooks
+(`gateway.approvals.playbook`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from mitmproxy import http
 
 from addons import meta
 from addons.guard import fail_closed, refuse, request_id
+from gateway.approvals.notify import Notifier
+from gateway.approvals.playbook import notify_allowed
 from gateway.audit import AuditError, AuditLog
 from gateway.metrics import Metrics
 from gateway.refusals import DECISION_HEADER, REQUEST_ID_HEADER, gateway_error
@@ -24,9 +28,10 @@ MAX_PARAM_CHARS = 1024  # parameter values are evidence, not storage: long ones 
 
 
 class Audit:
-    def __init__(self, audit: AuditLog, metrics: Metrics) -> None:
+    def __init__(self, audit: AuditLog, metrics: Metrics, notifier: Notifier) -> None:
         self._audit = audit
         self._metrics = metrics
+        self._notifier = notifier
 
     @fail_closed("audit")
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -70,6 +75,8 @@ class Audit:
             flow.metadata[meta.ERROR] = f"audit: {e}"
             refuse(flow, gateway_error("the audit record could not be written"), "audit")
             return
+        notify_allowed(self._notifier, record,
+                       asked=bool(flow.metadata.get(meta.DECISION, {}).get("notify")))
         rules = record["rule_ids"] or ["-"]
         # label by the policy's action entry (`mcp.{tool}`), never the agent-chosen expansion
         entry = flow.metadata.get(meta.ACTION, {}).get("entry") or "-"

@@ -33,7 +33,11 @@ class Decide:
             refuse(flow, denied(f"the request body cannot be inspected: {e}", "inspection"),
                    "decide")
             return
-        flow.metadata[meta.REQUEST_HASH] = request_hash(call)
+        request = flow.request
+        flow.metadata[meta.REQUEST_HASH] = request_hash(
+            method=request.method, scheme=request.scheme, host=call.host, port=call.port,
+            target=request.path, headers=request.headers.items(multi=True),
+            body=request.raw_content or b"")
         action, decision = evaluate(self._policy.current, call, utc_now())
         flow.metadata[meta.ACTION] = {
             "type": action.type, "tags": sorted(action.tags), "params": action.params,
@@ -50,4 +54,5 @@ class Decide:
             "timeout_seconds": decision.constraints.timeout_seconds,
             "max_request_body_bytes": decision.constraints.max_request_body_bytes,
             "shadow": [[rule, verdict.value] for rule, verdict in decision.shadow],
+            "notify": decision.notify,
         }

@@ -10,6 +10,7 @@ expired or halted: a clear 403.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from urllib.parse import parse_qsl
 from weakref import WeakKeyDictionary
 
@@ -22,9 +23,19 @@ from gateway.approvals.model import HeldRequest, PendingItem, State
 from gateway.approvals.review import APPROVE
 from gateway.approvals.service import ApprovalService, retry_after
 from gateway.call import Action
+from gateway.clock import utc_now
 from gateway.halt_service import HaltService
 from gateway.hostnames import normalise_host
-from gateway.refusals import approval_denied, approval_expired, approval_pending, halted
+from gateway.refusals import (
+    approval_denied,
+    approval_expired,
+    approval_pending,
+    denied,
+    halted,
+)
+
+HELD_BODY_LIMIT = 1024 * 1024
+MAX_OPEN_PER_AGENT = 100
 
 
 def action_of(flow: http.HTTPFlow) -> Action:
@@ -66,6 +77,9 @@ class Hold:
         decision = flow.metadata.get(meta.DECISION, {})
         if answered(flow) or decision.get("verdict") != "require_approval":
             return
+        if problem := self._beyond_limits(flow):
+            refuse(flow, denied(problem, "hold-limits"), "hold")
+            return
         if grant := await self._grants.use(
                 agent=flow.metadata[meta.AGENT], action=action_of(flow), tier=decision["tier"],
                 request_hash=flow.metadata[meta.REQUEST_HASH], request_id=request_id(flow)):
@@ -97,6 +111,27 @@ class Hold:
         if (gone := self._gone.pop(client, None)) is not None:
             gone.set()
 
+    def _beyond_limits(self, flow: http.HTTPFlow) -> str | None:
+        """Held calls cost storage and reviewer attention: bound both per agent."""
+        size = len(flow.request.raw_content or b"")
+        if size > HELD_BODY_LIMIT:
+            return (f"a call held for review may carry at most {HELD_BODY_LIMIT} bytes of body; "
+                    f"this one has {size}")
+        store, agent = self._approvals.store, flow.metadata[meta.AGENT]
+        if store.find_reusable(agent, flow.metadata[meta.REQUEST_HASH]) is not None:
+            return None  # a retry of a call already in the queue
+        if len(store.list(states=[State.PENDING], agent=agent,
+                          limit=MAX_OPEN_PER_AGENT)) >= MAX_OPEN_PER_AGENT:
+            return (f"agent `{agent}` already has {MAX_OPEN_PER_AGENT} calls awaiting review; "
+                    "wait for reviewers before sending more")
+        return None
+
+    def _lapsed(self, item: PendingItem) -> bool:
+        """An approval is good for `expire_after` from when it was given, then it lapses: an
+        agent that went away cannot use it days later."""
+        given = datetime.fromisoformat(item.decided_at or item.created_at)
+        return given + self._approvals.settings.expire_after <= utc_now()
+
     async def _hold(self, flow: http.HTTPFlow) -> PendingItem:
         item = await self._approvals.hold(
             agent=flow.metadata[meta.AGENT], tenant=flow.metadata.get(meta.TENANT),
@@ -111,6 +146,11 @@ class Hold:
         if halt is not None:
             flow.metadata[meta.HALT_ID] = halt.id
             refuse(flow, halted(halt.id, halt.reason), "hold")
+        elif item.state is State.APPROVED and self._lapsed(item):
+            lapsed = self._approvals.store.finish(
+                item.id, State.EXPIRED, "approved, but not used before the approval expired",
+                expected=(State.APPROVED,))
+            refuse(flow, approval_expired(item.id, lapsed.outcome_reason or "expired"), "hold")
         elif item.state is State.APPROVED and self._approvals.consume(item.id):
             forward_as_approved(flow, item.request)
             flow.metadata[meta.APPROVED_BY] = [v.reviewer for v in item.votes

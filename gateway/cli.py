@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
 import urllib.parse
 from pathlib import Path
@@ -21,6 +22,9 @@ from gateway.store import SQLiteStore, StateStore
 from gateway.tokens import Role, new_token
 
 DEFAULT_POLICY = "policies/default.yaml"
+# Agent and reviewer names: compared as exact strings (self-approval, one vote each, groups),
+# so only one spelling of a name may exist.
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 DEFAULT_PROXY = "127.0.0.1:8080"
 DEFAULT_ADMIN = "127.0.0.1:8081"
 
@@ -151,7 +155,11 @@ def parser() -> argparse.ArgumentParser:
                          help="pending (default), approved, consumed, denied, expired or all")
     for name in ("route", "agent", "action"):
         pending.add_argument(f"--{name}")
+    pending.add_argument("--mine", action="store_true", help="only items assigned to you")
     pending.set_defaults(handler=cmd_pending)
+    sub.add_parser("queue", parents=[client], help="queue health: waits, targets, reviewers"
+                   ).set_defaults(handler=lambda a: show(call(a.admin, a.token, "GET",
+                                                              "/v1/queue/stats")))
     show_item = sub.add_parser("show", parents=[client], help="one held call in full")
     show_item.add_argument("id")
     show_item.set_defaults(
@@ -294,6 +302,10 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         raise UsageError("agents have no role; drop --role, or use --reviewer NAME --role ROLE")
     if args.reviewer and not args.role:
         raise UsageError("--reviewer needs --role (reviewer, responder, auditor or admin)")
+    name = args.agent or args.reviewer
+    if not NAME.fullmatch(name):
+        raise UsageError(f"`{name}` is not a usable name: use lower-case letters, digits, `.`, "
+                         "`_` and `-` (so no two names can look alike)")
     store = open_store(args.state)
     try:
         if args.agent:
@@ -339,7 +351,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_pending(args: argparse.Namespace) -> int:
     query = urllib.parse.urlencode({k: v for k, v in (
         ("state", args.item_state), ("route", args.route), ("agent", args.agent),
-        ("action", args.action)) if v})
+        ("action", args.action), ("assigned_to", "me" if args.mine else None)) if v})
     return show(call(args.admin, args.token, "GET", f"/v1/pending?{query}"))
 
 

@@ -46,8 +46,9 @@ def _decode_one(body: bytes, encoding: str, cap: int) -> bytes:
                 return _zlib(body, -zlib.MAX_WBITS, cap, encoding)
         if encoding == "br":
             return _brotli(body, cap)
-        if encoding == "zstd":
-            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as reader:
+        if encoding == "zstd":  # every frame, as upstreams read them
+            with zstandard.ZstdDecompressor().stream_reader(
+                    io.BytesIO(body), read_across_frames=True) as reader:
                 return _capped(reader.read(cap + 1), encoding, cap)
     except (zlib.error, brotli.error, zstandard.ZstdError) as e:
         raise UndecodableBody(f"malformed `{encoding}` body: {e}") from e
@@ -59,6 +60,10 @@ def _zlib(body: bytes, wbits: int, cap: int, encoding: str) -> bytes:
     out = decoder.decompress(body, cap + 1)
     if not decoder.eof and len(out) <= cap:
         raise UndecodableBody("truncated compressed body")
+    if decoder.unused_data:
+        # a second gzip member or trailing bytes: some upstreams read them, so the policy and
+        # the reviewer would judge a different body than the one acted on
+        raise UndecodableBody(f"data after the end of the `{encoding}` stream")
     return _capped(out, encoding, cap)
 
 

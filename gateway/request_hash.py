@@ -1,16 +1,15 @@
 """The identity of a call: what a reviewer approves and what a retry must repeat byte for byte.
 
-The hash covers the method, the full URL (scheme, host, port, path, query as sent), the body,
-and every request header except those that change between two sends of the same call without
-changing its meaning: hop-by-hop and transport headers, proxy credentials, and tracing ids.
-Everything else the upstream could act on (content type, authorization, custom headers) is in.
+The hash covers the method, scheme, host and port, the request target (path and query) and the
+body byte for byte as sent, and every request header except those that change between two sends
+of the same call without changing its meaning: hop-by-hop and transport headers, proxy
+credentials, and tracing ids. Everything else the upstream could act on is in.
 """
 
 from __future__ import annotations
 
 import hashlib
-
-from gateway.call import Call
+from collections.abc import Iterable
 
 HEADERS_OUTSIDE_HASH = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -20,17 +19,17 @@ HEADERS_OUTSIDE_HASH = frozenset({
 })
 
 
-def request_hash(call: Call) -> str:
+def request_hash(*, method: str, scheme: str, host: str, port: int, target: str,
+                 headers: Iterable[tuple[str, str]], body: bytes) -> str:
+    """`method`, `target` (path and query) and `body` exactly as sent: not normalised, not
+    decoded, so two requests that an upstream could read differently never share a hash."""
     digest = hashlib.sha256()
-    digest.update(call.method.upper().encode())
-    digest.update(b"\n")
-    digest.update(_bytes(call.url))
-    digest.update(b"\n")
-    headers = sorted((k, v) for k, v in call.headers if k not in HEADERS_OUTSIDE_HASH)
-    for name, value in headers:
+    digest.update(_bytes(f"{method}\n{scheme}://{host}:{port}\n{target}\n"))
+    kept = sorted((k.lower(), v) for k, v in headers if k.lower() not in HEADERS_OUTSIDE_HASH)
+    for name, value in kept:
         digest.update(_bytes(f"{name}: {value}\n"))
     digest.update(b"\n")
-    digest.update(hashlib.sha256(call.body).digest())
+    digest.update(hashlib.sha256(body).digest())
     return digest.hexdigest()
 
 

@@ -74,9 +74,11 @@ def open_services(settings: Settings) -> Services:
         lambda new: setattr(guard, "private_networks_allowed", new.private_networks_allowed))
     halts = HaltService(store, audit, policy)
     notifier = Notifier(settings.webhooks, audit)
-    approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts, notifier)
+    metrics = Metrics()
+    approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts, notifier,
+                                metrics)
     halts.on_set.append(lambda _halt: approvals.wake_all())
     grants = GrantService(SQLiteGrantStore(state_db), audit)
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
-                    approvals=approvals, grants=grants, notifier=notifier, metrics=Metrics(),
+                    approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
                     address_guard=guard)

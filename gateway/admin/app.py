@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import audit, grants, halts, pending, policy, system
+from gateway.admin import audit, grants, halts, pending, policy, queue, system
 from gateway.admin.auth import STORE
 from gateway.admin.errors import json_errors
 from gateway.admin.keys import SERVICES
@@ -39,6 +39,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/pending/{id}", pending.get_pending)
     app.router.add_post("/v1/pending/{id}/approve", pending.approve)
     app.router.add_post("/v1/pending/{id}/deny", pending.deny)
+    app.router.add_get("/v1/queue/stats", queue.queue_stats)
     app.router.add_get("/v1/grants", grants.list_grants)
     app.router.add_post("/v1/grants", grants.create_grant)
     app.router.add_delete("/v1/grants/{id}", grants.revoke_grant)

@@ -89,7 +89,8 @@ OPENAPI: dict[str, object] = {
         "/v1/policy/snapshots/{id}": {"get": _op("one snapshot with its text", "any",
                                                  {"200": "snapshot", **_AUTH, "404": "none"})},
         "/v1/pending": {"get": _op(
-            "held calls; filters state (default pending; all), route, agent, action",
+            "held calls; filters state (default pending; all), route, agent, action, "
+            "assigned_to (a reviewer, or `me`)",
             "reviewer, admin", {"200": "items", **_AUTH, "422": "bad state"})},
         "/v1/pending/{id}": {"get": _op(
             "one held call in full (request, reason, rollback, requirements, votes, previous "
@@ -99,12 +100,19 @@ OPENAPI: dict[str, object] = {
             "approve; re-checks the running policy and any halt", "reviewer in the routed "
             "group, admin", {"200": "item", **_AUTH, "404": "no such item",
                              "409": "decided, halted, already voted or now denied by policy",
-                             "422": "friction unmet: reason, confirmation, review time"},
+                             "422": "friction unmet: reason, confirmation, review time",
+                             "429": "cooldown: too many approvals within an hour; `until` "
+                                    "says when this reviewer may approve again"},
             _VOTE_BODY)},
         "/v1/pending/{id}/deny": {"post": _op(
             "deny (final); the agent is told the reason", "reviewer in the routed group, admin",
             {"200": "item", **_AUTH, "404": "no such item", "409": "decided or already voted",
              "422": "no reason"}, _VOTE_BODY)},
+        "/v1/queue/stats": {"get": _op(
+            "queue health: per route and tier open items, oldest open age, median and p95 "
+            "wait over the last 24 h against the policy's targets; per reviewer open assigned "
+            "items, approvals in the last hour, median review time, cooldown",
+            "reviewer, responder, admin", {"200": "stats", **_AUTH})},
         "/v1/grants": {
             "get": _op("standing grants (active only unless ?active=false)", "any",
                        {"200": "items", **_AUTH}),

@@ -18,7 +18,8 @@ MAX_LISTED = 1000
 
 
 async def list_pending(request: web.Request) -> web.Response:
-    principal(request, Role.REVIEWER)
+    """Filters: state, route, agent, action, and `assigned_to` (a name, or `me`: the caller)."""
+    caller = principal(request, Role.REVIEWER)
     q = request.query
     state = q.get("state", "pending")
     try:
@@ -30,9 +31,10 @@ async def list_pending(request: web.Request) -> web.Response:
         limit = max(1, min(int(q.get("limit", "100")), MAX_LISTED))
     except ValueError as e:
         raise api_error(422, "invalid_request", f"`limit` must be a whole number: {e}") from e
+    assignee = q.get("assigned_to")
     items = request.app[SERVICES].approvals.store.list(
         states=states, route=q.get("route"), agent=q.get("agent"), action=q.get("action"),
-        limit=limit)
+        assigned_to=caller.name if assignee == "me" else assignee, limit=limit)
     return json_response({"items": [item.to_json() for item in items]})
 
 
@@ -84,7 +86,7 @@ async def _vote(request: web.Request, verdict: str) -> web.Response:
         item = await request.app[SERVICES].approvals.vote(
             request.match_info["id"], reviewer, verdict, reason, confirm)
     except VoteRefused as e:
-        raise api_error(e.status, e.error_type, str(e)) from e
+        raise api_error(e.status, e.error_type, str(e), **e.fields) from e
     return json_response({**item.to_json(), "votes": [vote_json(v) for v in item.votes]})
 
 

@@ -19,6 +19,8 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     services.metrics.halts_active.set(len(services.halts.board.halts))
+    services.metrics.set_open(services.approvals.store.open_by_route(),
+                              services.approvals.settings.groups)
     return web.Response(body=services.metrics.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

@@ -24,11 +24,11 @@ class GrantService:
         """The grant that lets this call through, its use taken and recorded; or None."""
         now = utc_now_iso()
         for grant in self.store.active_for(agent, now):
-            if grant.covers(agent, action, tier) and self.store.use(grant.id, now):
+            if grant.covers(agent, action, tier) and (use := self.store.use(grant.id, now)):
                 await self._audit.append("grant.used", {
                     "grant_id": grant.id, "agent": agent, "action": action.type,
                     "params": action.params, "request_hash": request_hash,
-                    "request_id": request_id, "use": grant.uses + 1,
+                    "request_id": request_id, "use": use,
                     "max_uses": grant.max_uses, "created_by": grant.created_by})
                 return grant
         return None

@@ -8,6 +8,7 @@ pass on a grant, and a param that cannot be read never matches (a grant is an al
 
 from __future__ import annotations
 
+import re
 import secrets
 import sqlite3
 import threading
@@ -27,6 +28,7 @@ from gateway.policy.schema import Condition, Duration, StrictModel
 from gateway.store import StoreError
 
 MAX_GRANT = timedelta(hours=24)
+_GRANTABLE_ACTION = re.compile(r"[A-Za-z0-9_:/-]+(\.[A-Za-z0-9_:/-]+)*(\.\*)?")
 GRANTABLE_TIERS = frozenset({1})
 
 
@@ -50,9 +52,10 @@ class GrantRequest(StrictModel):
 
     @field_validator("action")
     @classmethod
-    def _not_everything(cls, value: str) -> str:
-        if value.strip("*?") == "":
-            raise ValueError("a grant names actions (`deploy.restart`, `deploy.*`), not all")
+    def _narrow(cls, value: str) -> str:
+        if not _GRANTABLE_ACTION.fullmatch(value):
+            raise ValueError("a grant names one action (`deploy.restart`) or one family "
+                             "(`deploy.*`); no other wildcards")
         return value
 
 
@@ -158,10 +161,18 @@ class SQLiteGrantStore:
         return self._rows("WHERE agent = ? AND revoked_at IS NULL AND expires_at > ? "
                           "AND uses < max_uses ORDER BY created_at", (agent, now))
 
-    def use(self, grant_id: str, now: str) -> bool:
-        """Take one use if the grant is still live; False when it ran out meanwhile."""
-        return self._change("UPDATE grants SET uses = uses + 1 WHERE id = ? AND uses < max_uses "
-                            "AND revoked_at IS NULL AND expires_at > ?", (grant_id, now)) == 1
+    def use(self, grant_id: str, now: str) -> int | None:
+        """Take one use if the grant is still live: the number of that use, or None when it
+        ran out meanwhile."""
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "UPDATE grants SET uses = uses + 1 WHERE id = ? AND uses < max_uses AND "
+                    "revoked_at IS NULL AND expires_at > ? RETURNING uses",
+                    (grant_id, now)).fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"grants: {e}") from e
+        return int(row[0]) if row else None
 
     def revoke(self, grant_id: str, now: str) -> bool:
         return self._change("UPDATE grants SET revoked_at = ? WHERE id = ? AND revoked_at IS "

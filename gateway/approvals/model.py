@@ -134,6 +134,18 @@ class Vote:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """What queue statistics need of an item: where it waited and for how long."""
+
+    route: str | None
+    tier: int
+    state: State
+    created_at: str
+    decided_at: str | None
+    assigned_to: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PendingItem:
     """One held call: what the policy said about it, the request itself, and its review."""
 
@@ -163,6 +175,9 @@ class PendingItem:
     earlier_routes: tuple[str | None, ...] = ()  # groups that had it before `route`, oldest
     escalate_at: str | None = None  # when it moves to the next group; None: it stays
     expiry_notice_at: str | None = None  # when "expiring soon" is sent; None once sent
+    assigned_to: str | None = None  # the reviewer asked to look first; None: anyone in the group
+    assigned_at: str | None = None  # when it was (re)assigned: round-robin order
+    second_review: bool = False  # drawn for a second review: needs one approval more
 
     @property
     def reviewer_groups(self) -> tuple[str | None, ...]:
@@ -191,6 +206,8 @@ class PendingItem:
             "escalation_level": self.escalation_level,
             "earlier_routes": list(self.earlier_routes),
             "escalate_at": self.escalate_at,
+            "assigned_to": self.assigned_to,
+            "second_review": self.second_review,
             "approvals": self.approvals,
             "approvals_needed": self.approvals_needed,
             "snapshot_id": self.snapshot_id,

@@ -1,7 +1,9 @@
 """Webhook notifications about held calls: Slack-compatible JSON, sent in the background.
 
-Reviewers hear of a new item, an escalation, an item about to expire, and every outcome
-(approved, denied, expired, consumed). Each message is Slack's incoming-webhook shape (`text`
+Reviewers hear of a new item, an escalation, an item drawn for a second review, an item about
+to expire, and every outcome (approved, denied, expired, consumed); and of calls a playbook rule
+(`notify: true`) let through without review, which are already on their way when the message is
+queued. Each message is Slack's incoming-webhook shape (`text`
 and `blocks`) with a machine-readable `gatehouse` object beside them, POSTed to every URL the
 operator configured.
 
@@ -55,6 +57,8 @@ class Event(StrEnum):
     DENIED = "denied"
     EXPIRED = "expired"
     CONSUMED = "consumed"
+    SECOND_REVIEW = "second_review"
+    ALLOWED = "allowed_notify"  # a playbook rule let a call through and asked to be told
 
 
 AT_EXPIRY = {"deny": "it is refused", "escalate": "it escalates",
@@ -87,7 +91,9 @@ def message(event: Event, item: PendingItem, *, at: str, on_timeout: str) -> dic
         "event": event.value, "pending_id": item.id, "state": item.state.value,
         "agent": item.agent, "tenant": item.tenant, "action": item.action, "tier": item.tier,
         "route": item.route, "escalation_level": item.escalation_level,
-        "earlier_routes": list(item.earlier_routes), "reason": item.reason,
+        "earlier_routes": list(item.earlier_routes), "assigned_to": item.assigned_to,
+        "approvals": item.approvals, "approvals_needed": item.approvals_needed,
+        "second_review": item.second_review, "reason": item.reason,
         "outcome_reason": item.outcome_reason,
         "votes": [{"reviewer": v.reviewer, "verdict": v.verdict, "at": v.at}
                   for v in item.votes],
@@ -97,6 +103,8 @@ def message(event: Event, item: PendingItem, *, at: str, on_timeout: str) -> dic
     }
     headline = _headline(event, item, on_timeout)
     group = f"group `{_slack(item.route)}`" if item.route else "any reviewer"
+    if item.assigned_to:
+        group += f", assigned to `{_slack(item.assigned_to)}`"
     summary = (f"`{_slack(item.agent)}` wants `{_slack(item.action)}` (tier {item.tier}, "
                f"{group}): {_slack(item.reason)}")
     return {
@@ -107,6 +115,29 @@ def message(event: Event, item: PendingItem, *, at: str, on_timeout: str) -> dic
                 f"`{item.id}` · {admin_path(item.id)} · expires {item.expires_at}")}]},
         ],
         "gatehouse": facts,
+    }
+
+
+def allowed_message(*, agent: str, tenant: str | None, action: str, verdict: str,
+                    rule_ids: Sequence[str], reason: str, request_id: str, snapshot_id: str,
+                    at: str) -> dict[str, object]:
+    """What is POSTed when a `notify: true` rule lets a call through: who did what under which
+    rule, and the request id that finds its audit record. Never the body or the params: the
+    call did not need a reviewer, and the chat channel is not the evidence store."""
+    rules = ", ".join(f"`{_slack(rule)}`" for rule in rule_ids)
+    headline = f"Allowed by playbook rule {rules}"
+    summary = f"`{_slack(agent)}` did `{_slack(action)}`: {_slack(reason)}"
+    return {
+        "text": f"Gatehouse: {headline}. {summary}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*\n{summary}"}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                f"request `{_slack(request_id)}` · /v1/audit · {at}")}]},
+        ],
+        "gatehouse": {"event": Event.ALLOWED.value, "pending_id": None, "agent": agent,
+                      "tenant": tenant, "action": action, "verdict": verdict,
+                      "rule_ids": list(rule_ids), "reason": reason, "request_id": request_id,
+                      "snapshot_id": snapshot_id, "at": at},
     }
 
 
@@ -129,15 +160,22 @@ def _headline(event: Event, item: PendingItem, on_timeout: str) -> str:
             return f"Expired: {outcome}"
         case Event.CONSUMED:
             return "The approved call was forwarded"
+        case Event.SECOND_REVIEW:
+            return ("Drawn for a second review: one more approval from another reviewer "
+                    f"({item.approvals} of {item.approvals_needed})")
+        case Event.ALLOWED:  # has a message of its own (`allowed_message`)
+            raise ValueError("an allowed call is not a held item")
 
 
 def _slack(text: str | None) -> str:
-    """Text for Slack's mrkdwn, cut short: `&`, `<` and `>` escaped, so an agent's action name
-    or a reviewer's reason cannot mention `<!channel>` or forge a link."""
-    text = text or ""
+    """Text for Slack's mrkdwn, cut short and on one line: `&`, `<` and `>` escaped and the
+    formatting characters neutralised, so an agent's action name or a reviewer's reason cannot
+    mention `<!channel>`, forge a link, or fake a headline of its own."""
+    text = " ".join((text or "").split())
     if len(text) > SHOWN_TEXT:
         text = text[:SHOWN_TEXT] + "…"
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(f"\u200b{c}" if c in "*~" else c for c in text)
 
 
 Queue = asyncio.Queue[tuple[bytes, dict[str, object]]]  # the body as sent, and as JSON
@@ -164,10 +202,15 @@ class Notifier:
         return bool(self.urls)
 
     def notify(self, event: Event, item: PendingItem, *, at: str, on_timeout: str) -> None:
-        """Queue one message for every URL; returns at once, whatever the receivers do."""
+        """Queue one message about `item` for every URL; returns at once, whatever the
+        receivers do."""
+        if self.urls:
+            self.send(message(event, item, at=at, on_timeout=on_timeout))
+
+    def send(self, payload: dict[str, object]) -> None:
+        """Queue `payload` (a `message` or an `allowed_message`) for every URL."""
         if not self.urls:
             return
-        payload = message(event, item, at=at, on_timeout=on_timeout)
         body = orjson.dumps(payload)
         for url, queue in self._queues.items():
             try:
@@ -244,13 +287,15 @@ class Notifier:
                       attempts: int) -> None:
         facts = payload["gatehouse"]
         assert isinstance(facts, dict)
+        about = facts["pending_id"] or facts.get("request_id")
         log.warning("notification `%s` of %s to %s failed after %d attempt(s): %s",
-                    facts["event"], facts["pending_id"], url_host(url), attempts, error)
+                    facts["event"], about, url_host(url), attempts, error)
         try:
             await self._audit.append("notify.failed", {
                 "url_host": url_host(url), "error": error, "attempts": attempts,
                 "notification": facts["event"], "pending_id": facts["pending_id"],
-                "agent": facts["agent"], "action": facts["action"]})
+                "request_id": facts.get("request_id"), "agent": facts["agent"],
+                "action": facts["action"]})
         except AuditError:
             log.exception("the failed notification could not be recorded either")
 

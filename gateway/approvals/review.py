@@ -21,10 +21,11 @@ DENY = "deny"
 class VoteRefused(Exception):
     """A vote that may not be counted; status and type are what the admin API answers."""
 
-    def __init__(self, status: int, error_type: str, message: str) -> None:
+    def __init__(self, status: int, error_type: str, message: str, **fields: object) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
+        self.fields = fields  # more for the caller, e.g. `until` for a cooldown
 
 
 def confirm_phrase(item: PendingItem) -> str:

@@ -2,8 +2,11 @@
 
 Every step that changes an item is in the audit trail with the evidence an approval needs
 (policy snapshot, request hash, reviewer, time), and reviewers are notified of new items,
-escalations, items about to expire and outcomes (`notify`; never waited for). Waiting agents are
-woken through one `asyncio.Event` per item, set by whatever decides it (a vote, expiry, a halt).
+escalations, second reviews, items about to expire and outcomes (`notify`; never waited for).
+Waiting agents are woken through one `asyncio.Event` per item, set by whatever decides it (a
+vote, expiry, a halt). Queue health (`approvals.queue`) is applied here too: a new or escalated
+item is assigned (`assign`), an approval may be refused for a cooldown or drawn for a second
+review (`fatigue`), and waits and review times go to the metrics.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from gateway.approvals.escalation import (
     expiry_notice_at,
     on_timeout,
 )
+from gateway.approvals.fatigue import Draw, approvals_since, cooling_until, sampled
 from gateway.approvals.model import HeldRequest, PendingItem, State, Vote, new_pending_id
 from gateway.approvals.notify import Event, Notifier
 from gateway.approvals.review import APPROVE, VoteRefused, check_vote
@@ -27,6 +31,7 @@ from gateway.audit import AuditLog
 from gateway.clock import iso, utc_now, utc_now_iso
 from gateway.content import UndecodableBody, decode_body
 from gateway.halt_service import HaltService
+from gateway.metrics import Metrics
 from gateway.policy import Verdict, evaluate
 from gateway.policy.schema import Approvals
 from gateway.policy_holder import PolicyHolder
@@ -42,12 +47,15 @@ log = logging.getLogger("gatehouse.approvals")
 
 class ApprovalService:
     def __init__(self, store: PendingStore, audit: AuditLog, policy: PolicyHolder,
-                 halts: HaltService, notifier: Notifier | None = None) -> None:
+                 halts: HaltService, notifier: Notifier | None = None,
+                 metrics: Metrics | None = None, draw: Draw = sampled) -> None:
         self.store = store
         self._audit = audit
         self._policy = policy
         self._halts = halts
         self._notifier = notifier or Notifier((), audit)
+        self._metrics = metrics or Metrics()
+        self._draw = draw  # whether an approval needs a second review (tests pass their own)
         self._waiters: dict[str, asyncio.Event] = {}
 
     @property
@@ -57,11 +65,15 @@ class ApprovalService:
     async def hold(self, *, agent: str, tenant: str | None, action: dict[str, object],
                    decision: dict[str, object], request_hash: str,
                    request: HeldRequest) -> PendingItem:
-        """The open item for this exact call by this agent, or a new one."""
-        if (item := self.store.find_reusable(agent, request_hash)) is not None:
+        """The item for this exact call by this agent, or a new one. An open item created under
+        a laxer tier does not serve a policy that now asks for more: the call needs a new
+        review at the tier that applies now."""
+        tier = int(decision.get("tier") or 1)  # type: ignore[call-overload]
+        item = self.store.find_reusable(agent, request_hash)
+        if item is not None and not (item.state in (State.PENDING, State.APPROVED)
+                                     and item.tier < tier):
             return item
         settings, now = self.settings, utc_now()
-        tier = int(decision.get("tier") or 1)  # type: ignore[call-overload]
         route: str | None = decision.get("route")  # type: ignore[assignment]
         expires, escalates = now + settings.expire_after, escalate_at(settings, route, (), now)
         item = PendingItem(
@@ -77,14 +89,40 @@ class ApprovalService:
             escalate_at=iso(escalates) if escalates else None,
             expiry_notice_at=iso(expiry_notice_at(now, expires)))
         self.store.add(item)
+        item, note = self._assign(item)
         await self._audit.append("approval.requested", {
             "pending_id": item.id, "agent": agent, "action": item.action,
             "params": item.params, "request_hash": request_hash, "tier": tier,
             "route": item.route, "rule_ids": list(item.rule_ids),
             "snapshot_id": item.snapshot_id, "expires_at": item.expires_at,
-            "escalate_at": item.escalate_at})
+            "escalate_at": item.escalate_at, "assigned_to": item.assigned_to,
+            "assignment": note})
         self._notify(Event.NEW, item)
         return item
+
+    def _assign(self, item: PendingItem) -> tuple[PendingItem, str | None]:
+        """Assign a routed item within its group (see `assign`); with a note when everyone is
+        at the cap and it stays unassigned."""
+        if item.route is None:
+            return item, None
+        settings = self.settings
+        members = settings.groups.get(item.route, [])
+        cap = settings.queue.max_open_per_reviewer
+        assigned = self.store.assign(item.id, members, cap)
+        if assigned.assigned_to is not None or not members:
+            return assigned, None
+        note = (f"every member of `{item.route}` has {cap} open item(s) "
+                "(max_open_per_reviewer); unassigned, any of them may vote")
+        log.warning("%s (%s by %s): %s", item.id, item.action, item.agent, note)
+        return assigned, note
+
+    def cooling_until(self, reviewer: str, now: datetime | None = None) -> datetime | None:
+        """When `reviewer` may approve again after a burst of approvals; None: now."""
+        now, queue = now or utc_now(), self.settings.queue
+        if queue.cooldown_after_approvals is None:
+            return None
+        times = self.store.approval_times(reviewer, iso(approvals_since(queue, now)))
+        return cooling_until([datetime.fromisoformat(t) for t in times], queue, now)
 
     async def wait(self, item_id: str, seconds: float) -> PendingItem:
         """Until the item is decided (or a halt wakes everyone), at most `seconds`."""
@@ -131,28 +169,50 @@ class ApprovalService:
                    verdict=verdict, reason=reason, confirm=confirm,
                    opened_at=datetime.fromisoformat(opened) if opened else None, now=now)
         if verdict == APPROVE:
+            self._refuse_if_cooling(reviewer.name, now)
             self._refuse_if_halted(item)
             await self._redecide(item, reviewer.name)
         vote = Vote(reviewer=reviewer.name, verdict=verdict, reason=reason, at=iso(now),
                     opened_at=opened)
+        deciding = verdict == APPROVE and item.approvals + 1 >= item.approvals_needed
+        drawn = deciding and not item.second_review and \
+            self._draw(policy.model.approvals.queue.second_review_rate)
         try:
             updated = self.store.vote(item_id, vote, approvals_needed=item.approvals_needed,
-                                      snapshot_id=policy.snapshot_id)
+                                      snapshot_id=policy.snapshot_id, second_review=drawn)
         except PendingConflict as e:
             raise VoteRefused(409, "conflict", str(e)) from e
+        if opened is not None:
+            self._metrics.observe_review(reviewer.name, policy.model.approvals.groups,
+                                         (now - datetime.fromisoformat(opened)).total_seconds())
         await self._record("approval.vote", updated, reviewer=reviewer.name, verdict=verdict,
                            reason=reason, at=vote.at, opened_at=opened,
                            decided_snapshot_id=policy.snapshot_id)
+        if updated.second_review and not item.second_review:
+            await self._record("approval.second_review", updated, reviewer=reviewer.name,
+                               at=vote.at, approvals=updated.approvals,
+                               approvals_needed=updated.approvals_needed)
+            self._notify(Event.SECOND_REVIEW, updated)
         if updated.state is not State.PENDING:
             await self._record(f"approval.{updated.state.value}", updated,
                                reviewer=reviewer.name, at=vote.at,
                                approved_by=[v.reviewer for v in updated.votes
                                             if v.verdict == APPROVE],
                                decided_snapshot_id=policy.snapshot_id)
-            self.wake(item_id)
-            self._notify(Event.APPROVED if updated.state is State.APPROVED else Event.DENIED,
-                         updated)
+            self._settled(updated, Event.APPROVED if updated.state is State.APPROVED
+                          else Event.DENIED)
         return updated
+
+    def _refuse_if_cooling(self, reviewer: str, now: datetime) -> None:
+        until = self.cooling_until(reviewer, now)
+        if until is not None:
+            queue = self.settings.queue
+            raise VoteRefused(429, "cooldown",
+                              f"`{reviewer}` has given {queue.cooldown_after_approvals} or more "
+                              f"approvals within an hour (approvals.queue."
+                              f"cooldown_after_approvals) and is cooling down: approvals are "
+                              f"refused until {iso(until)}; denials still count, or ask another "
+                              "reviewer", until=iso(until))
 
     def _refuse_if_halted(self, item: PendingItem) -> None:
         halt = self._halts.board.match(agent=item.agent, tenant=item.tenant,
@@ -172,6 +232,12 @@ class ApprovalService:
         except UndecodableBody:
             body = b""
         _, decision = evaluate(policy, item.request.to_call(item.agent, body), utc_now())
+        if decision.verdict is Verdict.REQUIRE_APPROVAL and (decision.tier or 1) > item.tier:
+            raise VoteRefused(409, "policy_stricter", f"the running policy `{policy.snapshot_id}`"
+                                                      f" now needs tier {decision.tier} for this "
+                                                      f"call; this item was opened under tier "
+                                                      f"{item.tier}: the agent's next try opens "
+                                                      "one at the tier that applies now")
         if decision.verdict is not Verdict.DENY:
             return
         reason = (f"the running policy `{policy.snapshot_id}` now denies this call: "
@@ -183,8 +249,7 @@ class ApprovalService:
         await self._record("approval.denied", denied, reviewer=reviewer, at=iso(utc_now()),
                            decided_snapshot_id=policy.snapshot_id,
                            denied_by_rules=list(decision.rule_ids))
-        self.wake(item.id)
-        self._notify(Event.DENIED, denied)
+        self._settled(denied, Event.DENIED)
         raise VoteRefused(409, "policy_denies", f"approval failed: {reason}; the item is "
                                                 "denied")
 
@@ -250,13 +315,15 @@ class ApprovalService:
                 expiry_notice_at=iso(expiry_notice_at(now, expires)) if expires else None)
         except PendingConflict:
             return  # decided (or escalated) meanwhile
+        moved, note = self._assign(moved)
         trigger = "on_timeout" if at_expiry else "escalate_after"
         log.info("escalated %s (%s by %s) from %s to %s (%s)", item.id, item.action, item.agent,
                  item.route or "any reviewer", group, trigger)
         await self._record("approval.escalated", moved, reviewer=SWEEPER, at=iso(now),
                            from_route=item.route, route=group,
                            escalation_level=moved.escalation_level, trigger=trigger,
-                           expires_at=moved.expires_at, escalate_at=moved.escalate_at)
+                           expires_at=moved.expires_at, escalate_at=moved.escalate_at,
+                           assigned_to=moved.assigned_to, assignment=note)
         self._notify(Event.ESCALATED, moved)
 
     async def _approve_on_timeout(self, item: PendingItem, now: datetime) -> None:
@@ -287,8 +354,7 @@ class ApprovalService:
         await self._record("approval.approved", approved, reviewer=TIMEOUT_REVIEWER,
                            at=vote.at, approved_by=[TIMEOUT_REVIEWER], on_timeout="allow",
                            decided_snapshot_id=policy.snapshot_id)
-        self.wake(item.id)
-        self._notify(Event.APPROVED, approved)
+        self._settled(approved, Event.APPROVED)
 
     async def _expire(self, item: PendingItem, reason: str, now: datetime) -> None:
         try:
@@ -296,8 +362,16 @@ class ApprovalService:
         except PendingConflict:
             return  # decided meanwhile
         await self._record("approval.expired", expired, reviewer=SWEEPER, at=iso(now))
+        self._settled(expired, Event.EXPIRED)
+
+    def _settled(self, item: PendingItem, event: Event) -> None:
+        """An item was decided: wake its agent, tell the reviewers, time the wait."""
         self.wake(item.id)
-        self._notify(Event.EXPIRED, expired)
+        self._notify(event, item)
+        if item.decided_at is not None:
+            waited = datetime.fromisoformat(item.decided_at) - \
+                datetime.fromisoformat(item.created_at)
+            self._metrics.observe_wait(item.route, item.tier, waited.total_seconds())
 
     def _notify(self, event: Event, item: PendingItem) -> None:
         if self._notifier.enabled:
@@ -307,7 +381,8 @@ class ApprovalService:
     async def _record(self, event: str, item: PendingItem, **fields: object) -> None:
         record = {"pending_id": item.id, "agent": item.agent, "action": item.action,
                   "request_hash": item.request_hash, "snapshot_id": item.snapshot_id,
-                  "state": item.state.value, "tier": item.tier, **fields}
+                  "state": item.state.value, "tier": item.tier,
+                  "second_review": item.second_review, **fields}
         missing = [key for key in EVIDENCE if not record.get(key)]
         if missing:
             raise ValueError(f"`{event}` lacks evidence fields: {', '.join(missing)}")

@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from gateway.approvals.model import HeldRequest, PendingItem, State, Vote
+from gateway.approvals.assign import Load, choose
+from gateway.approvals.model import HeldRequest, PendingItem, QueueEntry, State, Vote
 from gateway.clock import utc_now_iso
 from gateway.store import StoreError
 
@@ -54,8 +55,15 @@ class PendingStore(abc.ABC):
     @abc.abstractmethod
     def list(self, *, states: Collection[State] | None = None, route: str | None = None,
              agent: str | None = None, action: str | None = None,
-             limit: int = 100) -> list[PendingItem]:
+             assigned_to: str | None = None, limit: int = 100) -> list[PendingItem]:
         """Items matching every filter given, oldest first."""
+
+    @abc.abstractmethod
+    def assign(self, item_id: str, members: Collection[str], cap: int | None) -> PendingItem:
+        """(Re)assign a PENDING item to the member `assign.choose` picks from the open items
+        assigned to each (this one aside), atomically, so two new items cannot both take a
+        reviewer's last place under the cap; None when all are at it. A decided item is
+        returned unchanged."""
 
     @abc.abstractmethod
     def opened(self, item_id: str, reviewer: str) -> str:
@@ -67,10 +75,28 @@ class PendingStore(abc.ABC):
 
     @abc.abstractmethod
     def vote(self, item_id: str, vote: Vote, *, approvals_needed: int,
-             snapshot_id: str | None = None) -> PendingItem:
+             snapshot_id: str | None = None, second_review: bool = False) -> PendingItem:
         """Record a vote on a PENDING item, atomically. A deny makes it DENIED at once;
-        `approvals_needed` distinct approvals make it APPROVED under `snapshot_id`. Raises
-        PendingConflict if the item is not PENDING or this reviewer has already voted."""
+        `approvals_needed` distinct approvals make it APPROVED under `snapshot_id`, unless
+        `second_review` (drawn by the caller) and the item has not had one yet: then it stays
+        PENDING, marked `second_review`, needing one approval more. Raises PendingConflict if
+        the item is not PENDING or this reviewer has already voted."""
+
+    @abc.abstractmethod
+    def approval_times(self, reviewer: str, since: str) -> list[str]:
+        """When `reviewer` approved anything at or after `since`, oldest first (cooldown)."""
+
+    @abc.abstractmethod
+    def votes_since(self, since: str) -> list[Vote]:
+        """Every vote cast at or after `since`, oldest first (review times)."""
+
+    @abc.abstractmethod
+    def queue_entries(self, since: str) -> list[QueueEntry]:
+        """Items still PENDING, and items decided at or after `since`, oldest first."""
+
+    @abc.abstractmethod
+    def open_by_route(self) -> dict[str | None, int]:
+        """How many items are PENDING, by route."""
 
     @abc.abstractmethod
     def consume(self, item_id: str) -> bool:
@@ -126,14 +152,18 @@ CREATE TABLE IF NOT EXISTS pending_items (
     body BLOB NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL, expires_at TEXT NOT NULL,
     decided_at TEXT, outcome_reason TEXT, decided_snapshot_id TEXT,
     escalation_level INTEGER NOT NULL DEFAULT 0, earlier_routes TEXT NOT NULL DEFAULT '[]',
-    escalate_at TEXT, expiry_notice_at TEXT);
+    escalate_at TEXT, expiry_notice_at TEXT, assigned_to TEXT, assigned_at TEXT,
+    second_review INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS pending_items_by_request ON pending_items (agent, request_hash);
 CREATE INDEX IF NOT EXISTS pending_items_by_state ON pending_items (state, expires_at);
 CREATE INDEX IF NOT EXISTS pending_items_by_age ON pending_items (created_at);
+CREATE INDEX IF NOT EXISTS pending_items_by_decision ON pending_items (decided_at);
 CREATE TABLE IF NOT EXISTS pending_votes (
     item_id TEXT NOT NULL REFERENCES pending_items (id), reviewer TEXT NOT NULL,
     verdict TEXT NOT NULL CHECK (verdict IN ('approve', 'deny')), reason TEXT NOT NULL,
     at TEXT NOT NULL, opened_at TEXT, PRIMARY KEY (item_id, reviewer));
+CREATE INDEX IF NOT EXISTS pending_votes_by_reviewer ON pending_votes (reviewer, at);
+CREATE INDEX IF NOT EXISTS pending_votes_by_time ON pending_votes (at);
 CREATE TABLE IF NOT EXISTS pending_opens (
     item_id TEXT NOT NULL REFERENCES pending_items (id), reviewer TEXT NOT NULL,
     opened_at TEXT NOT NULL, PRIMARY KEY (item_id, reviewer));
@@ -142,11 +172,17 @@ CREATE TABLE IF NOT EXISTS pending_opens (
 # columns added since pending_items was first released, with how to add them to an old table
 _ADDED_COLUMNS = (("escalation_level", "INTEGER NOT NULL DEFAULT 0"),
                   ("earlier_routes", "TEXT NOT NULL DEFAULT '[]'"),
-                  ("escalate_at", "TEXT"), ("expiry_notice_at", "TEXT"))
+                  ("escalate_at", "TEXT"), ("expiry_notice_at", "TEXT"),
+                  ("assigned_to", "TEXT"), ("assigned_at", "TEXT"),
+                  ("second_review", "INTEGER NOT NULL DEFAULT 0"))
+# indexes on added columns, created once the columns exist
+_ADDED_INDEXES = ("CREATE INDEX IF NOT EXISTS pending_items_by_assignee "
+                  "ON pending_items (assigned_to, state)",)
 _ITEM_COLUMNS = ("id, request_hash, agent, tenant, action, tags, params, rule_ids, reason, "
                  "rollback, tier, route, approvals_needed, snapshot_id, request, body, state, "
                  "created_at, expires_at, decided_at, outcome_reason, decided_snapshot_id, "
-                 "escalation_level, earlier_routes, escalate_at, expiry_notice_at")
+                 "escalation_level, earlier_routes, escalate_at, expiry_notice_at, "
+                 "assigned_to, assigned_at, second_review")
 _VOTE_COLUMNS = "item_id, reviewer, verdict, reason, at, opened_at"
 
 Row = tuple[Any, ...]  # as sqlite3 returns it
@@ -168,14 +204,14 @@ def _item_row(item: PendingItem) -> Row:
             item.state.value, item.created_at, item.expires_at, item.decided_at,
             item.outcome_reason, item.decided_snapshot_id, item.escalation_level,
             _json(list(item.earlier_routes), "earlier routes"), item.escalate_at,
-            item.expiry_notice_at)
+            item.expiry_notice_at, item.assigned_to, item.assigned_at, int(item.second_review))
 
 
 def _item(row: Row, votes: tuple[Vote, ...]) -> PendingItem:
     (item_id, request_hash, agent, tenant, action, tags, params, rule_ids, reason, rollback,
      tier, route, approvals_needed, snapshot_id, request, body, state, created_at, expires_at,
      decided_at, outcome_reason, decided_snapshot_id, escalation_level, earlier_routes,
-     escalate_at, expiry_notice_at) = row
+     escalate_at, expiry_notice_at, assigned_to, assigned_at, second_review) = row
     try:
         return PendingItem(
             id=item_id, request_hash=request_hash, agent=agent, tenant=tenant, action=action,
@@ -187,7 +223,8 @@ def _item(row: Row, votes: tuple[Vote, ...]) -> PendingItem:
             decided_at=decided_at, outcome_reason=outcome_reason,
             decided_snapshot_id=decided_snapshot_id, votes=votes,
             escalation_level=escalation_level, earlier_routes=tuple(orjson.loads(earlier_routes)),
-            escalate_at=escalate_at, expiry_notice_at=expiry_notice_at)
+            escalate_at=escalate_at, expiry_notice_at=expiry_notice_at,
+            assigned_to=assigned_to, assigned_at=assigned_at, second_review=bool(second_review))
     except ValueError as e:  # orjson's decode errors are ValueErrors too
         raise StoreError(f"pending store: item `{item_id}` is unreadable: {e}") from e
 
@@ -257,13 +294,14 @@ class SQLitePendingStore(PendingStore):
 
     def list(self, *, states: Collection[State] | None = None, route: str | None = None,
              agent: str | None = None, action: str | None = None,
-             limit: int = 100) -> list[PendingItem]:
+             assigned_to: str | None = None, limit: int = 100) -> list[PendingItem]:
         where: list[str] = ["1"]
         args: list[object] = []
         if states is not None:
             where.append(f"state IN ({', '.join('?' * len(states))})")
             args.extend(State(s).value for s in states)
-        for column, value in (("route", route), ("agent", agent), ("action", action)):
+        for column, value in (("route", route), ("agent", agent), ("action", action),
+                              ("assigned_to", assigned_to)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
@@ -278,6 +316,20 @@ class SQLitePendingStore(PendingStore):
                     (orjson.dumps([row[0] for row in rows]).decode(),)):
                 votes.setdefault(vote_row[0], []).append(_vote(vote_row))
         return [_item(row, tuple(votes.get(row[0], ()))) for row in rows]
+
+    def assign(self, item_id: str, members: Collection[str], cap: int | None) -> PendingItem:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            if _state(db, item_id) is not State.PENDING:
+                return _load(db, item_id)
+            loads = {name: Load(open=count, last_assigned=last) for name, count, last in db.execute(
+                "SELECT assigned_to, sum(state = ? AND id != ?), max(assigned_at) "
+                "FROM pending_items WHERE assigned_to IN (SELECT value FROM json_each(?)) "
+                "GROUP BY assigned_to",
+                (State.PENDING.value, item_id, _json(list(members), "members")))}
+            chosen = choose(members, loads, cap)
+            db.execute("UPDATE pending_items SET assigned_to = ?, assigned_at = ? WHERE id = ?",
+                       (chosen, utc_now_iso() if chosen else None, item_id))
+            return _load(db, item_id)
 
     def opened(self, item_id: str, reviewer: str) -> str:
         with self._transaction("BEGIN IMMEDIATE") as db:
@@ -295,7 +347,7 @@ class SQLitePendingStore(PendingStore):
             return row[0] if row else None
 
     def vote(self, item_id: str, vote: Vote, *, approvals_needed: int,
-             snapshot_id: str | None = None) -> PendingItem:
+             snapshot_id: str | None = None, second_review: bool = False) -> PendingItem:
         if vote.verdict not in ("approve", "deny"):
             raise ValueError(f"unknown verdict `{vote.verdict}`; approve or deny")
         with self._transaction("BEGIN IMMEDIATE") as db:
@@ -314,11 +366,46 @@ class SQLitePendingStore(PendingStore):
                                       "AND verdict = 'approve'", (item_id,)).fetchone()
             outcome = (State.DENIED if vote.verdict == "deny" else
                        State.APPROVED if approvals >= approvals_needed else None)
+            if outcome is State.APPROVED and second_review and not db.execute(
+                    "SELECT second_review FROM pending_items WHERE id = ?",
+                    (item_id,)).fetchone()[0]:
+                db.execute("UPDATE pending_items SET second_review = 1, approvals_needed = ? "
+                           "WHERE id = ?", (approvals + 1, item_id))
+                outcome = None
             if outcome is not None:
                 db.execute("UPDATE pending_items SET state = ?, decided_at = ?, "
                            "outcome_reason = ?, decided_snapshot_id = ? WHERE id = ?",
                            (outcome.value, vote.at, vote.reason, snapshot_id, item_id))
             return _load(db, item_id)
+
+    def approval_times(self, reviewer: str, since: str) -> list[str]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT at FROM pending_votes WHERE reviewer = ? AND at >= ? "
+                              "AND verdict = 'approve' ORDER BY at", (reviewer, since)).fetchall()
+        return [row[0] for row in rows]
+
+    def votes_since(self, since: str) -> list[Vote]:
+        with self._transaction() as db:
+            rows = db.execute(f"SELECT {_VOTE_COLUMNS} FROM pending_votes WHERE at >= ? "
+                              "ORDER BY at, rowid", (since,)).fetchall()
+        return [_vote(row) for row in rows]
+
+    def queue_entries(self, since: str) -> list[QueueEntry]:
+        columns = "route, tier, state, created_at, decided_at, assigned_to"
+        with self._transaction() as db:
+            rows = db.execute(
+                f"SELECT {columns}, rowid FROM pending_items WHERE state = ? "
+                f"UNION SELECT {columns}, rowid FROM pending_items WHERE decided_at >= ? "
+                "ORDER BY created_at, rowid", (State.PENDING.value, since)).fetchall()
+        return [QueueEntry(route=route, tier=tier, state=State(state), created_at=created,
+                           decided_at=decided, assigned_to=assignee)
+                for route, tier, state, created, decided, assignee, _ in rows]
+
+    def open_by_route(self) -> dict[str | None, int]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT route, count(*) FROM pending_items WHERE state = ? "
+                              "GROUP BY route", (State.PENDING.value,)).fetchall()
+        return dict(rows)
 
     def consume(self, item_id: str) -> bool:
         with self._transaction("BEGIN IMMEDIATE") as db:
@@ -404,6 +491,8 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
         for name, declaration in _ADDED_COLUMNS:
             if name not in have:
                 db.execute(f"ALTER TABLE pending_items ADD COLUMN {name} {declaration}")
+        for index in _ADDED_INDEXES:
+            db.execute(index)
     except BaseException:
         db.execute("ROLLBACK")
         raise

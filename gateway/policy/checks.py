@@ -149,6 +149,15 @@ def _rule_decision(model: PolicyModel, i: int, rule: Rule) -> Iterator[Found]:
                 "{timeout_seconds: 30}` or use allow"
             ),
         )
+    if rule.notify and rule.decision not in (Verdict.ALLOW, Verdict.ALLOW_WITH_CONSTRAINTS):
+        yield (
+            ("rules", i, "notify"),
+            (
+                f"notify only applies to allow and allow_with_constraints, not "
+                f"`{rule.decision}`; remove it (reviewers already hear of held calls) or "
+                "allow the call"
+            ),
+        )
     for key in ("tier", "route"):
         if getattr(rule, key) is not None and not approval:
             yield (
@@ -183,6 +192,15 @@ def _rule_decision(model: PolicyModel, i: int, rule: Rule) -> Iterator[Found]:
                 (
                     f"group `{rule.route}` has {members} reviewer(s) but tier {tier} needs "
                     f"{needed} distinct approvals; add reviewers or lower the tier"
+                ),
+            )
+        elif members < needed + 1 and model.approvals.queue.second_review_rate > 0:
+            yield (
+                ("rules", i, "route"),
+                (
+                    f"group `{rule.route}` has {members} reviewer(s), but a sampled second "
+                    f"review of tier {tier} needs {needed + 1} distinct approvals; add a "
+                    "reviewer or set approvals.queue.second_review_rate to 0"
                 ),
             )
 
@@ -233,6 +251,19 @@ def _approvals(model: PolicyModel) -> Iterator[Found]:
         yield (
             ("approvals", "escalation"),
             ("on_timeout `escalate` needs an escalation chain; add `escalation: [group, ...]`"),
+        )
+    queue = approvals.queue
+    if (
+        queue.target_median_wait is not None
+        and queue.target_p95_wait is not None
+        and queue.target_p95_wait < queue.target_median_wait
+    ):
+        yield (
+            ("approvals", "queue", "target_p95_wait"),
+            (
+                "target_p95_wait is shorter than target_median_wait, which no queue can meet; "
+                "raise it to at least the median target"
+            ),
         )
     for j, group in enumerate(approvals.escalation):
         if group not in approvals.groups:

@@ -50,6 +50,7 @@ class CompiledRule:
     route: str | None
     reason: str | None
     rollback: str | None
+    notify: bool
     constraints: Constraints
     expires: datetime | None
     agents: tuple[Glob, ...] | None
@@ -72,6 +73,7 @@ class CompiledRule:
             route=rule.route,
             reason=rule.reason,
             rollback=rule.rollback,
+            notify=rule.notify,
             constraints=Constraints(
                 timeout_seconds=limits.timeout_seconds,
                 max_request_body_bytes=limits.max_request_body_bytes,
@@ -100,6 +102,7 @@ class CompiledRule:
             route=None,
             reason=reason,
             rollback=None,
+            notify=False,
             constraints=Constraints(),
             expires=None,
             agents=None,
@@ -233,6 +236,7 @@ def _combine(
         or next((r.route for r in winners if r.tier == lead.tier and r.route), None),
         rollback=next((r.rollback for r in winners if r.rollback), None),
         shadow=shadow,
+        notify=verdict <= Verdict.ALLOW_WITH_CONSTRAINTS and any(r.notify for r in winners),
     )
 
 

@@ -262,6 +262,12 @@ class Rule(StrictModel):
     expires: AwareTime | None = Field(
         None, description="After this moment the rule no longer applies (temporary exceptions)."
     )
+    notify: Bool = Field(
+        False,
+        description="A pre-approved playbook action: the call passes and the reviewers' "
+        "webhooks are told (agent, action, rule; never the body or params). allow and "
+        "allow_with_constraints only.",
+    )
 
 
 class Tier(StrictModel):
@@ -275,6 +281,50 @@ class Tier(StrictModel):
         None,
         description="Overrides approvals.on_timeout for this tier; `allow` only here, and only "
         "on a low tier (one approval, no confirm phrase).",
+    )
+
+
+def _rate(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(
+            f"expected a share from 0 to 1, got {describe(value)}; write it like `0.05`"
+        )
+    return float(value)
+
+
+Rate = Annotated[float, BeforeValidator(_rate)]
+
+
+class Queue(StrictModel):
+    target_median_wait: Duration | None = Field(
+        None,
+        description="Target for the median time from hold to decision (last 24 h), reported "
+        "by /v1/queue/stats as met or not.",
+    )
+    target_p95_wait: Duration | None = Field(
+        None, description="Target for the 95th percentile of the same waits."
+    )
+    max_open_per_reviewer: Int | None = Field(
+        None,
+        ge=1,
+        description="New items are assigned round-robin to the routed group's member with the "
+        "fewest open assigned items below this cap; with everyone at the cap an item stays "
+        "unassigned (any member may still vote). No cap when absent.",
+    )
+    cooldown_after_approvals: Int | None = Field(
+        None,
+        ge=1,
+        description="A reviewer whose approvals in the hour up to their latest one reach this "
+        "many is refused further approvals until `cooldown` after that latest one (denials "
+        "are never refused). No limit when absent.",
+    )
+    cooldown: Duration = Field(
+        timedelta(minutes=15), description="How long such a reviewer cools down."
+    )
+    second_review_rate: Rate = Field(
+        0.0,
+        description="The share of approvals, drawn at random, that need one more distinct "
+        "approval before the call goes out (0 to 1).",
     )
 
 
@@ -303,6 +353,11 @@ class Approvals(StrictModel):
     )
     groups: dict[Name, list[Name]] = Field(
         default_factory=dict, description="Reviewer groups: name -> reviewer names."
+    )
+    queue: Queue = Field(
+        default_factory=Queue,
+        description="Queue health and reviewer fatigue: wait targets, assignment cap, "
+        "cooldown, sampled second review.",
     )
 
 

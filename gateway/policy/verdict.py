@@ -75,3 +75,4 @@ class Decision:
     route: str | None = None
     rollback: str | None = None
     shadow: tuple[tuple[str, Verdict], ...] = ()  # shadow rules that matched: what they'd decide
+    notify: bool = False  # an allowed call whose rule asks for a notification (playbook)

@@ -67,9 +67,9 @@ REVIEWERS = ("dave", "erin", "alice", "bob", "mallory")
 
 
 def policy_text(revision: str = "1", github_decision: str = "require_approval",
-                expire_after: str = "1h") -> str:
+                expire_after: str = "1h", github_tier: int = 1) -> str:
     rule = "    decision: deny" if github_decision == "deny" else \
-        "    decision: require_approval\n    tier: 1\n    route: ops"
+        f"    decision: require_approval\n    tier: {github_tier}\n    route: ops"
     return POLICY.format(revision=revision, github_rule=rule, expire_after=expire_after)
 
 
@@ -333,6 +333,28 @@ def test_approval_rechecks_the_running_policy(tmp_path: Path, upstream: Upstream
                                         running.people["auditor"]).json()["items"]
         assert records[-1]["snapshot_id"].startswith("1:")
         assert records[-1]["decided_snapshot_id"].startswith("2:")
+    finally:
+        running.gh.stop()
+
+
+def test_a_stricter_policy_is_not_satisfied_by_an_older_laxer_item(
+        tmp_path: Path, upstream: Upstream) -> None:
+    running, reviewers = start(tmp_path, upstream)
+    url = f"https://api.github.com/x/{uuid.uuid4().hex}"
+    try:
+        with client(running) as agent:
+            old = agent.put(url).json()["error"]["pending_id"]
+        (tmp_path / "policy.yaml").write_text(policy_text(revision="2", github_tier=3))
+        assert running.gh.admin_call("POST", "/v1/policy/reload",
+                                     running.people["admin"]).status_code == 200
+        refused = vote(running, reviewers["dave"], old, "approve")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["type"] == "policy_stricter"
+        with client(running) as agent:
+            new = agent.put(url).json()["error"]["pending_id"]
+        assert new != old
+        item = running.gh.admin_call("GET", f"/v1/pending/{new}", reviewers["dave"]).json()
+        assert item["tier"] == 3 and item["approvals_needed"] == 2
     finally:
         running.gh.stop()
 

@@ -77,6 +77,9 @@ def test_token_create_prints_the_token_alone_on_the_last_line_and_stores_its_has
 @pytest.mark.parametrize(("args", "message"), [
     (["--agent", "bot", "--role", "admin"], "agents have no role"),
     (["--reviewer", "alice"], "--reviewer needs --role"),
+    (["--reviewer", "Dave", "--role", "admin"], "not a usable name"),  # vs agent `dave`
+    (["--agent", "ops-bot "], "not a usable name"),
+    (["--agent", "оps-bot"], "not a usable name"),  # a Cyrillic о
 ])
 def test_token_create_refuses_flags_that_do_not_fit(tmp_path: Path, args: list[str],
                                                     message: str) -> None:

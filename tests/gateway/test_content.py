@@ -60,3 +60,19 @@ def test_undecodable_bodies_say_why(raw: bytes, encoding: str, message: str) -> 
 def test_an_identity_body_over_the_cap_is_refused() -> None:
     with pytest.raises(UndecodableBody, match="limit"):
         decode_body(DATA, None, 100)
+
+
+@pytest.mark.parametrize(("raw", "encoding"), [
+    (gzip.compress(b"amount=1") + gzip.compress(b"&amount=100000"), "gzip"),
+    (gzip.compress(b"amount=1") + b"&amount=100000", "gzip"),
+    (zlib.compress(b"amount=1") + b"trailing", "deflate"),
+])
+def test_data_after_the_compressed_stream_is_refused(raw: bytes, encoding: str) -> None:
+    """Some upstreams read a second gzip member; the policy must never judge less than that."""
+    with pytest.raises(UndecodableBody, match="after the end"):
+        decode_body(raw, encoding, 1024)
+
+
+def test_every_zstd_frame_is_decoded() -> None:
+    raw = zstandard.compress(b"amount=1") + zstandard.compress(b"&amount=100000")
+    assert decode_body(raw, "zstd", 1024) == b"amount=1&amount=100000"

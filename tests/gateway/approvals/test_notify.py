@@ -15,7 +15,14 @@ import pytest
 from aiohttp import web
 
 from gateway.approvals.model import HeldRequest, PendingItem, State, Vote
-from gateway.approvals.notify import Event, Notifier, check_url, message, url_host
+from gateway.approvals.notify import (
+    Event,
+    Notifier,
+    allowed_message,
+    check_url,
+    message,
+    url_host,
+)
 from gateway.audit import AuditLog
 
 AT = "2026-01-01T00:00:00.000000Z"
@@ -114,7 +121,8 @@ def test_a_message_is_slack_compatible_and_carries_the_facts_for_machines() -> N
     assert sent["gatehouse"] == {
         "event": "new", "pending_id": "p_0123456789ab", "state": "pending", "agent": "ops-bot",
         "tenant": "acme", "action": "github.write", "tier": 1, "route": "ops",
-        "escalation_level": 0, "earlier_routes": [], "reason": "GitHub writes are reviewed",
+        "escalation_level": 0, "earlier_routes": [], "assigned_to": None, "approvals": 0,
+        "approvals_needed": 1, "second_review": False, "reason": "GitHub writes are reviewed",
         "outcome_reason": None, "votes": [], "created_at": AT,
         "expires_at": "2026-01-01T04:00:00.000000Z", "escalate_at": None, "on_timeout": "deny",
         "at": AT, "admin_path": "/v1/pending/p_0123456789ab"}
@@ -341,3 +349,23 @@ def test_without_urls_nothing_is_queued_or_started(audit: AuditLog) -> None:
 
     asyncio.run(scenario())
     assert failures(audit) == []
+
+
+def test_a_playbook_message_names_who_did_what_under_which_rule_and_nothing_more() -> None:
+    sent = allowed_message(agent="ops-bot", tenant="acme", action="deploy.restart",
+                           verdict="allow", rule_ids=["restart-playbook"],
+                           reason="Restarts are pre-approved", request_id="r_1",
+                           snapshot_id="1:aaaaaaaaaaaa", at=AT)
+    assert "Allowed by playbook rule `restart-playbook`" in str(sent["text"])
+    assert sent["gatehouse"] == {
+        "event": "allowed_notify", "pending_id": None, "agent": "ops-bot", "tenant": "acme",
+        "action": "deploy.restart", "verdict": "allow", "rule_ids": ["restart-playbook"],
+        "reason": "Restarts are pre-approved", "request_id": "r_1",
+        "snapshot_id": "1:aaaaaaaaaaaa", "at": AT}
+
+
+def test_reviewer_text_cannot_fake_a_headline_in_slack() -> None:
+    from gateway.approvals.notify import _slack
+    shown = _slack("fine\n*Approved by alice*\n<!channel>")
+    assert "\n" not in shown and "<!channel>" not in shown
+    assert shown.count("\u200b*") == 2  # the bold markers are neutralised

@@ -506,3 +506,53 @@ def test_listed_items_carry_their_votes_oldest_first(queue: SQLitePendingStore) 
     assert [v.reviewer for v in listed["p_d"].votes] == ["cy"]
     assert listed["p_b"].votes == ()
     assert listed["p_a"] == queue.get("p_a")
+
+
+def test_a_state_database_from_before_queue_health_is_upgraded(path: Path) -> None:
+    """The columns assignment and second review added are added to an older table."""
+    first = SQLitePendingStore(path)
+    kept = added(first)
+    first.close()
+    old = sqlite3.connect(path)
+    old.execute("DROP INDEX pending_items_by_assignee")
+    for column in ("assigned_to", "assigned_at", "second_review"):
+        old.execute(f"ALTER TABLE pending_items DROP COLUMN {column}")
+    old.commit()
+    old.close()
+    upgraded = SQLitePendingStore(path)
+    assert upgraded.get(kept.id) == kept
+    assigned = upgraded.assign(kept.id, ["ann", "bo"], cap=None)
+    upgraded.close()
+    again = SQLitePendingStore(path)
+    assert again.get(kept.id) == assigned and assigned.assigned_to == "ann"
+    again.close()
+
+
+def test_a_second_review_keeps_the_item_pending_for_one_more_approval_once(
+        store: SQLitePendingStore) -> None:
+    kept = added(store)
+    drawn = store.vote(kept.id, approve("ann"), approvals_needed=1, second_review=True)
+    assert (drawn.state, drawn.second_review, drawn.approvals_needed) == (State.PENDING, True, 2)
+    released = store.vote(kept.id, approve("bo"), approvals_needed=2, second_review=True)
+    assert released.state is State.APPROVED  # drawn once: no third reviewer
+
+
+def test_assignment_only_counts_open_items_and_leaves_decided_ones_alone(
+        store: SQLitePendingStore) -> None:
+    one, two = added(store), added(store)
+    assert store.assign(one.id, ["ann"], cap=1).assigned_to == "ann"
+    assert store.assign(two.id, ["ann"], cap=1).assigned_to is None  # ann is at the cap
+    store.finish(one.id, State.CANCELLED, "withdrawn")
+    assert store.assign(two.id, ["ann"], cap=1).assigned_to == "ann"
+    assert store.assign(one.id, ["bo"], cap=1).assigned_to == "ann"  # decided: unchanged
+
+
+def test_queue_entries_are_open_items_and_recent_decisions(store: SQLitePendingStore) -> None:
+    waiting, decided = added(store), added(store)
+    store.vote(decided.id, approve("ann"), approvals_needed=1)
+    assert [e.state for e in store.queue_entries("2000-01-01T00:00:00Z")] == [
+        State.PENDING, State.APPROVED]
+    assert [e.state for e in store.queue_entries("2999-01-01T00:00:00Z")] == [State.PENDING]
+    assert store.open_by_route() == {waiting.route: 1}
+    assert store.approval_times("ann", "2000-01-01T00:00:00Z") == [approve("ann").at]
+    assert [v.reviewer for v in store.votes_since("2000-01-01T00:00:00Z")] == ["ann"]

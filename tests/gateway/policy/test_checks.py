@@ -63,6 +63,26 @@ actions:
             "add `escalation: [group, ...]`",
         ),
         (
+            GITHUB + "rules:\n  - {id: w, when: {action: github.write}, decision: deny, "
+            "notify: true}\n",
+            "test.yaml:9: rules[0].notify: notify only applies to allow and "
+            "allow_with_constraints, not `deny`; remove it (reviewers already hear of held "
+            "calls) or allow the call",
+        ),
+        (
+            "approvals: {queue: {target_median_wait: 1h, target_p95_wait: 30m}}\n",
+            "test.yaml:4: approvals.queue.target_p95_wait: target_p95_wait is shorter than "
+            "target_median_wait, which no queue can meet; raise it to at least the median target",
+        ),
+        (
+            GITHUB + "rules:\n  - {id: w, when: {action: github.write}, decision: require_approval,"
+            " route: ops}\n"
+            "approvals: {groups: {ops: [dave]}, queue: {second_review_rate: 0.1}}\n",
+            "test.yaml:9: rules[0].route: group `ops` has 1 reviewer(s), but a sampled second "
+            "review of tier 1 needs 2 distinct approvals; add a reviewer or set "
+            "approvals.queue.second_review_rate to 0",
+        ),
+        (
             "approvals: {escalation: [ops], groups: {eng: [frank]}}\n",
             "test.yaml:4: approvals.escalation[0]: unknown group `ops`; add it under "
             "approvals.groups or use one of eng",
@@ -120,3 +140,13 @@ def test_rules_may_name_unclassified_and_templated_mcp_types() -> None:
         "decision: deny}\n"
     )
     assert [r.id for r in loaded.model.rules] == ["u", "d"]
+
+
+def test_a_playbook_rule_may_notify_and_a_lone_reviewer_is_fine_without_second_reviews() -> None:
+    loaded = policy(
+        GITHUB + "rules:\n"
+        "  - {id: p, when: {action: github.write}, decision: allow, notify: true}\n"
+        "  - {id: r, when: {action: github.write}, decision: require_approval, route: ops}\n"
+        "approvals: {groups: {ops: [dave]}}\n"
+    )
+    assert [r.notify for r in loaded.model.rules] == [True, False]

@@ -214,3 +214,37 @@ def test_a_policy_rule_can_be_stricter_than_the_built_in_session_rule() -> None:
     decision = decide(loaded, session, call("POST", "https://t.example/mcp"), NOW)
     assert (decision.verdict, decision.rule_ids) == (Verdict.DENY, ("no-mcp",))
     assert decision.matched_rule_ids == ("mcp-session", "no-mcp")
+
+
+PLAYBOOK = """
+actions:
+  - type: deploy.restart
+    match: { host: deploy.example }
+    params: { service: "json:$.service" }
+approvals:
+  groups: { ops: [dave, erin] }
+rules:
+  - id: restarts-playbook
+    when: { action: deploy.restart }
+    decision: allow
+    notify: true
+  - id: restarts-quiet
+    when: { action: deploy.restart, params: { service: web } }
+    decision: allow
+  - id: db-reviewed
+    when: { action: deploy.restart, params: { service: db } }
+    decision: require_approval
+    route: ops
+"""
+
+
+@pytest.mark.parametrize(("service", "verdict", "notify"), [
+    ("cache", Verdict.ALLOW, True),  # the playbook rule alone decides
+    ("web", Verdict.ALLOW, True),  # one of the deciding rules asks for it
+    ("db", Verdict.REQUIRE_APPROVAL, False),  # held: reviewers hear of it anyway
+])
+def test_a_playbook_allow_asks_for_a_notification_only_when_it_decides(
+        service: str, verdict: Verdict, notify: bool) -> None:
+    action, request = restart(service, agent="ops-bot")
+    decision = decide(policy(PLAYBOOK), action, request, NOW)  # type: ignore[arg-type]
+    assert (decision.verdict, decision.notify) == (verdict, notify)

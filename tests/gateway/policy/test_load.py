@@ -206,6 +206,22 @@ def test_text_source_names_the_input() -> None:
             "<policy>:4: approvals.tiers.0: must be at least 1, got `0`",
         ),
         (
+            "version: 1\npolicy: x\nrevision: '1'\napprovals: {queue: {second_review_rate: 5}}\n",
+            "<policy>:4: approvals.queue.second_review_rate: expected a share from 0 to 1, got "
+            "`5`; write it like `0.05`",
+        ),
+        (
+            "version: 1\npolicy: x\nrevision: '1'\napprovals: {queue: {cooldown: soon}}\n",
+            "<policy>:4: approvals.queue.cooldown: expected a duration like `30s`, `20m`, `4h` "
+            "or `7d`, got `soon`",
+        ),
+        (
+            "version: 1\npolicy: x\nrevision: '1'\napprovals: {queue: {cooldown_after_aprovals: 3}}"
+            "\n",
+            "<policy>:4: approvals.queue.cooldown_after_aprovals: unknown key "
+            "`cooldown_after_aprovals`; did you mean `cooldown_after_approvals`?",
+        ),
+        (
             "version: 1\npolicy: x\nrevision: '1'\nresponses: {detect: [email]}\n",
             "<policy>:4: responses.detect[0]: entity `email` is not valid; write it like "
             "`EMAIL_ADDRESS`",
