@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gateway.clock import utc_now_iso
 from gateway.halts import Halt
+from gateway.sqlite import open_database
 from gateway.tokens import Principal, Role, hash_token, token_id, token_matches
 
 
@@ -96,11 +97,7 @@ _HALT_COLUMNS = "id, scope, target, reason, actor, created_at, lifted_at, lifted
 class SQLiteStore(StateStore):
     def __init__(self, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = open_database(path)
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the state store `{path}`: {e}") from e

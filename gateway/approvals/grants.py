@@ -25,6 +25,7 @@ from gateway.clock import iso, utc_now
 from gateway.policy.conditions import compile_condition
 from gateway.policy.params import MISSING
 from gateway.policy.schema import Condition, Duration, StrictModel
+from gateway.sqlite import open_database
 from gateway.store import StoreError
 
 MAX_GRANT = timedelta(hours=24)
@@ -119,8 +120,7 @@ class SQLiteGrantStore:
 
     def __init__(self, path: Path) -> None:
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = open_database(path)
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open grants in `{path}`: {e}") from e

@@ -21,6 +21,7 @@ import orjson
 from gateway.approvals.assign import Load, choose
 from gateway.approvals.model import HeldRequest, PendingItem, QueueEntry, State, Vote
 from gateway.clock import utc_now_iso
+from gateway.sqlite import open_database
 from gateway.store import StoreError
 
 
@@ -239,11 +240,7 @@ class SQLitePendingStore(PendingStore):
 
     def __init__(self, path: Path) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = open_database(path)
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             _add_missing_columns(self._db)
