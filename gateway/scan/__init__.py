@@ -1,0 +1,1 @@
+"""Detection of personal data in bodies: Presidio behind an offline, explicit configuration."""
