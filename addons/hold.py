@@ -77,13 +77,13 @@ class Hold:
         decision = flow.metadata.get(meta.DECISION, {})
         if answered(flow) or decision.get("verdict") != "require_approval":
             return
-        if problem := self._beyond_limits(flow):
-            refuse(flow, denied(problem, "hold-limits"), "hold")
-            return
         if grant := await self._grants.use(
                 agent=flow.metadata[meta.AGENT], action=action_of(flow), tier=decision["tier"],
                 request_hash=flow.metadata[meta.REQUEST_HASH], request_id=request_id(flow)):
             flow.metadata[meta.APPROVED_BY] = [f"grant:{grant.id}"]
+            return
+        if problem := self._beyond_limits(flow):  # what is held is stored: bound it
+            refuse(flow, denied(problem, "hold-limits"), "hold")
             return
         item = await self._hold(flow)
         if item.state is State.PENDING:
