@@ -24,4 +24,4 @@ def missing(reason: str) -> NoReturn:
     where a skip would hide it."""
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{reason} (in CI this is a failure, not a skip)")
-    pytest.skip(reason)
+    pytest.skip(f"{reason} (a skip outside CI only; with CI=true this fails)")
