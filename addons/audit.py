@@ -117,6 +117,8 @@ def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
         "rule_ids": decision.get("rule_ids", []),
         "reason": flow.metadata.get(meta.REFUSAL_REASON) or decision.get("reason"),
         "snapshot_id": decision.get("snapshot_id"),
+        "constraints": {k: decision[k] for k in ("timeout_seconds", "max_request_body_bytes")
+                        if decision.get(k) is not None},
         "shadow": decision.get("shadow", []),
         "refused_by": flow.metadata.get(meta.REFUSED_BY),
         "halt_id": flow.metadata.get(meta.HALT_ID),

@@ -106,6 +106,12 @@ def test_a_constrained_allow_carries_its_timeout_into_the_audit_record(acme: Run
     with client(acme) as c:
         response = c.post("https://api.stripe.com/v1/refunds", data={"amount": "42"})
     assert response.headers["X-Gatehouse-Decision"] == "allow_with_constraints"
+    records = acme.gh.admin_call("GET", "/v1/audit?event=call.decided&limit=1000",
+                                 acme.people["auditor"]).json()["items"]
+    [record] = [r for r in records
+                if r["request_id"] == response.headers["X-Gatehouse-Request-Id"]]
+    assert record["rule_ids"] == ["small-refunds"]
+    assert record["constraints"] == {"timeout_seconds": 30}
 
 
 def agent_environment(acme: Running, agent: str) -> dict[str, str]:
