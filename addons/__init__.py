@@ -2,8 +2,9 @@
 
 mitmproxy calls each hook on every addon in list order, so this list is the path of one call:
 who is calling, what the call is and what policy says, whether a halt covers it, the answer to
-the agent (or the constraints to forward under), the hold for a reviewer's approval, where
-exactly it may connect, and the durable audit record that must exist before anything goes out.
+the agent (or the constraints to forward under), a released quarantine answering its retry, the
+hold for a reviewer's approval, where exactly it may connect, the scan of the response, and the
+durable audit record that must exist before anything goes out.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ from addons.enforce import Enforce
 from addons.halt import HaltCheck
 from addons.hold import Hold
 from addons.identify import Identify
+from addons.release import QuarantineRetry
+from addons.scan import ScanResponses
 from gateway.services import Services
 
 
 def pipeline(services: Services) -> list[object]:
     return [
         Identify(services.store, services.policy),
-        Decide(services.policy),
+        Decide(services.policy, services.scanner),
         HaltCheck(services.halts),
         Enforce(),
+        QuarantineRetry(services.quarantine),
         Hold(services.approvals, services.grants, services.halts),
         Egress(services.policy, services.address_guard),
+        ScanResponses(services.policy, services.scanner, services.quarantine, services.audit,
+                      services.metrics),
         Audit(services.audit, services.metrics, services.notifier),
     ]

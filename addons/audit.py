@@ -48,6 +48,11 @@ class Audit:
             await self._record(flow)
 
     @fail_closed("audit")
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Label the upstream's answer here too: a streamed body goes out after this hook."""
+        self.response(flow)
+
+    @fail_closed("audit")
     def response(self, flow: http.HTTPFlow) -> None:
         if meta.REFUSED_BY not in flow.metadata and flow.response is not None:
             flow.response.headers[REQUEST_ID_HEADER] = request_id(flow)
@@ -92,6 +97,8 @@ def outcome(flow: http.HTTPFlow) -> str:
         return str(refusal)
     if meta.APPROVED_BY in flow.metadata:
         return "approved"
+    if meta.DELIVERED_FROM_QUARANTINE in flow.metadata:
+        return "quarantine_released"
     return flow.metadata.get(meta.DECISION, {}).get("verdict", "allow")
 
 
@@ -112,6 +119,7 @@ def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
         "tags": action.get("tags", []),
         "params": {k: _bounded(v) for k, v in action.get("params", {}).items()},
         "unreadable_params": action.get("unreadable", []),
+        "request_entities": flow.metadata.get(meta.REQUEST_ENTITIES),
         "decision": outcome(flow),
         "verdict": decision.get("verdict"),
         "rule_ids": decision.get("rule_ids", []),
@@ -123,6 +131,7 @@ def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
         "refused_by": flow.metadata.get(meta.REFUSED_BY),
         "halt_id": flow.metadata.get(meta.HALT_ID),
         "pending_id": flow.metadata.get(meta.PENDING_ID),
+        "quarantine_id": flow.metadata.get(meta.QUARANTINE_ID),
         "approved_by": flow.metadata.get(meta.APPROVED_BY),
         "dialled": flow.metadata.get(meta.DIALLED),
         "error": flow.metadata.get(meta.ERROR),

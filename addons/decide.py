@@ -6,6 +6,8 @@ its say, so a halt always wins over whatever policy would have done.
 
 from __future__ import annotations
 
+import dataclasses
+
 from mitmproxy import http
 
 from addons import meta
@@ -14,17 +16,21 @@ from addons.guard import answered, fail_closed, refuse
 from gateway.clock import utc_now
 from gateway.content import UndecodableBody
 from gateway.policy import evaluate
+from gateway.policy.decide import dlp_entities
 from gateway.policy_holder import PolicyHolder
 from gateway.refusals import denied
 from gateway.request_hash import request_hash
+from gateway.scan.pool import ScanPool
+from gateway.scan.requests import request_entities
 
 
 class Decide:
-    def __init__(self, policy: PolicyHolder) -> None:
+    def __init__(self, policy: PolicyHolder, scanner: ScanPool) -> None:
         self._policy = policy
+        self._scanner = scanner
 
     @fail_closed("decide")
-    def request(self, flow: http.HTTPFlow) -> None:
+    async def request(self, flow: http.HTTPFlow) -> None:
         if answered(flow):
             return
         try:
@@ -38,7 +44,15 @@ class Decide:
             method=request.method, scheme=request.scheme, host=call.host, port=call.port,
             target=request.path, headers=request.headers.items(multi=True),
             body=request.raw_content or b"")
-        action, decision = evaluate(self._policy.current, call, utc_now())
+        policy = self._policy.current  # one snapshot for the scan and the decision
+        if wanted := dlp_entities(policy):
+            found = await request_entities(
+                self._scanner, policy.model.responses, wanted, url=call.url,
+                body=request.raw_content or b"", content_type=request.headers.get("content-type"),
+                content_encoding=request.headers.get("content-encoding"))
+            call = dataclasses.replace(call, request_entities=found)
+            flow.metadata[meta.REQUEST_ENTITIES] = sorted(found) if found is not None else None
+        action, decision = evaluate(policy, call, utc_now())
         flow.metadata[meta.ACTION] = {
             "type": action.type, "tags": sorted(action.tags), "params": action.params,
             "unreadable": sorted(action.unreadable),

@@ -15,3 +15,6 @@ APPROVED_BY = "gatehouse.approved_by"  # reviewers whose approval released this 
 ERROR = "gatehouse.error"  # an internal error that made a stage refuse
 DIALLED = "gatehouse.dialled"  # the checked address the call was sent to
 STARTED = "gatehouse.started"  # perf_counter at the first request hook
+QUARANTINE_ID = "gatehouse.quarantine_id"  # the held response this call produced or received
+DELIVERED_FROM_QUARANTINE = "gatehouse.delivered_from_quarantine"  # released response served
+REQUEST_ENTITIES = "gatehouse.request_entities"  # entity types found in the request (DLP)

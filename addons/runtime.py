@@ -18,6 +18,9 @@ from mitmproxy.master import Master
 
 from addons import pipeline
 from gateway.admin import create_app
+from gateway.policy.decide import dlp_entities
+from gateway.scan.analyzer import get_analyzer
+from gateway.scan.settings import request_settings, settings_for
 from gateway.services import Services, Settings, open_services
 
 log = logging.getLogger("gatehouse")
@@ -77,6 +80,25 @@ async def housekeeping(services: Services) -> None:
             log.exception("escalating or expiring held calls failed; will try again")
 
 
+def start_scanning(services: Services) -> None:
+    """Start the scanning workers now when the policy scans anything, so the first call does
+    not wait for Presidio to load; say which entity types are covered."""
+    policy = services.policy.current
+    warm = [settings_for(policy.model.responses, "")]
+    if wanted := dlp_entities(policy):
+        warm.append(request_settings(policy.model.responses, wanted))
+    ready = [s for s in warm if s is not None]
+    if ready:
+        services.scanner.start(ready)
+        for settings in ready:
+            log.info("scanning (%s tier) for: %s", settings.tier, ", ".join(settings.detect))
+        # event streams are scanned in this process: load its analyzer aside, not on first
+        # use, and after the workers so start-up does not fight them for the cores
+        loop = asyncio.get_running_loop()
+        services.scanner.when_ready(
+            lambda: loop.run_in_executor(None, get_analyzer, ready[0].tier))
+
+
 class Gateway:
     """A running gateway: proxy, admin API and policy watch on the current event loop."""
 
@@ -94,6 +116,7 @@ class Gateway:
             await web.TCPSite(self._admin, settings.admin[0], settings.admin[1]).start()
             write_ca_bundle(settings.state_dir)
             self.services.notifier.start()
+            start_scanning(self.services)
             self._watcher = asyncio.create_task(housekeeping(self.services))
             log.info("gatehouse proxy on %s:%d, admin API on http://%s:%d, policy %s",
                      *settings.listen, *settings.admin,

@@ -13,8 +13,12 @@ gateway, CLI commands) may append to one file: each reads the tail inside its wr
 The head anchor (`audit.head.json` beside `audit.db`) names the last committed record. It is
 rewritten after each commit, so after a crash it may lag but never lead, and `verify` uses it to
 notice records cut off the tail, which the chain alone cannot show. Whoever can rewrite both the
-database and the anchor can still rewrite history unnoticed: signed checkpoints (Ed25519, a later
-issue) close that gap by putting the head out of that person's reach.
+database and the anchor could still rewrite history that way; signed checkpoints
+(`gateway.checkpoints`) close that gap. The writer signs one in the same transaction as the
+record it names, every `checkpoint_every` records, and signs the head when `checkpoint_interval`
+seconds have passed with records not yet under a checkpoint, and on close. `verify` checks them all
+against a public key; `export` writes the trail as one signed bundle and `verify_bundle` checks
+such a bundle without the state directory.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +40,18 @@ from pathlib import Path
 from types import TracebackType
 
 import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gateway import checkpoints
+from gateway.checkpoints import (
+    PUBLIC_KEY_FILE,
+    BundleReader,
+    Checkpoint,
+    SigningKeyError,
+    load_public_key,
+    parse_public_key,
+    signing_key,
+)
 
 log = logging.getLogger("gatehouse.audit")
 
@@ -81,8 +98,20 @@ class AuditEntry:
 class VerifyReport:
     ok: bool
     records: int  # records checked and found intact (all of them when ok)
-    first_bad_seq: int | None
+    first_bad_seq: int | None  # None when the problem is not a record's (anchor, key, checkpoint)
     problem: str  # one sentence naming the first bad record; "" when ok
+    checkpoints: int = 0  # signed checkpoints checked, when ok
+    latest_checkpoint: int | None = None  # the record the newest one names
+    key_id: str = ""  # of the public key they were checked with
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    records: int
+    checkpoints: int
+    head_seq: int
+    key_id: str
+    left_out: int  # checkpoint rows too malformed to export (`verify` names them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +120,9 @@ class _Pending:
     fields: dict[str, object]  # already a plain-JSON copy: the caller may go on mutating its own
     waiter: asyncio.Future[AuditEntry] | concurrent.futures.Future[AuditEntry]
     loop: asyncio.AbstractEventLoop | None  # None: a thread blocks on a concurrent future
+
+
+_READ = "SELECT seq, ts, event, agent, action, decision, prev, hash, record FROM audit ORDER BY seq"
 
 
 def head_path(path: Path) -> Path:
@@ -108,10 +140,16 @@ def timestamp(moment: datetime) -> str:
 class AuditLog:
     """Appends records to one audit database; safe to share with other processes."""
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0, checkpoint_every: int = 1000,
+                 checkpoint_interval: float = 60.0) -> None:
+        if checkpoint_every < 1 or checkpoint_interval <= 0:
+            raise ValueError("checkpoints need a positive interval and record count")
         self.path = path
-        self.commits = 0  # transactions committed by this log's writer (group commit at work)
+        self.commits = 0  # transactions of records committed by this log's writer (group commit)
         self._busy_timeout = busy_timeout
+        self._every = checkpoint_every
+        self._interval = checkpoint_interval
+        self._due = 0.0  # (monotonic) when the writer next signs the head; set when it starts
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._lock = threading.Lock()  # orders `closed` against queueing: nothing queued is lost
         self._closed = False
@@ -120,10 +158,11 @@ class AuditLog:
         try:
             with contextlib.closing(self._connect()) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
+                conn.executescript(_SCHEMA + checkpoints.SCHEMA)
                 # the committed tail, so a fresh log has its (genesis) anchor at once
                 _write_head(head_path(path), *(conn.execute(_TAIL).fetchone() or (0, GENESIS)))
-        except (sqlite3.Error, OSError) as e:
+            self._key = signing_key(path.parent)  # no signing key, no records: fail closed
+        except (sqlite3.Error, OSError, SigningKeyError) as e:
             raise AuditError(f"cannot open the audit log `{path}`: {e}") from e
 
     async def append(self, event: str, fields: dict[str, object]) -> AuditEntry:
@@ -172,8 +211,20 @@ class AuditLog:
             rows = conn.execute(sql, (*args, limit)).fetchall()
         return [{**orjson.loads(record), "hash": digest} for record, digest in rows]
 
+    def sign_head(self) -> Checkpoint | None:
+        """Sign the committed head now unless a checkpoint names it already; the newest one."""
+        try:
+            with contextlib.closing(self._connect()) as conn:
+                _sign_head(conn, self._key)
+                [newest] = checkpoints.stored(conn, newest=True) or [None]
+        except sqlite3.Error as e:
+            raise AuditError(f"cannot sign the head of `{self.path}`: {e}") from e
+        if isinstance(newest, str):
+            raise AuditError(newest)
+        return newest
+
     def close(self) -> None:
-        """Write what is queued, then stop; later appends raise AuditError."""
+        """Write what is queued, sign the head, then stop; later appends raise AuditError."""
         with self._lock:
             if self._closed:
                 return
@@ -202,15 +253,21 @@ class AuditLog:
             if self._closed:
                 raise AuditError("the audit log is closed")
             if self._writer is None:
+                self._due = time.monotonic() + self._interval
                 self._writer = threading.Thread(target=self._run, name="audit-writer",
                                                 daemon=True)
                 self._writer.start()
             self._queue.put(pending)
 
     def _run(self) -> None:
-        """The writer thread: each turn commits everything queued since the last commit."""
+        """The writer thread: each turn commits everything queued since the last commit; when
+        the checkpoint interval runs out while idle, it signs the head."""
         while True:
-            batch = [self._queue.get()]
+            try:
+                batch = [self._queue.get(timeout=max(0.0, self._due - time.monotonic()))]
+            except queue.Empty:
+                self._checkpoint_head()
+                continue
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch.append(self._queue.get_nowait())
@@ -219,16 +276,34 @@ class AuditLog:
                 self._write(pending)
             if batch[-1] is None:  # close() queues this last, under the lock
                 break
+        self._checkpoint_head()
         if self._conn is not None:
             self._conn.close()
+
+    def _checkpoint_head(self) -> None:
+        self._due = time.monotonic() + self._interval
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            if signed := _sign_head(self._conn, self._key):
+                log.info("audit checkpoint %s", signed.to_json().decode())
+        except Exception as e:  # the records stand, the writer goes on; the next interval tries
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn is not None:
+                    self._conn.close()  # rolls back whatever was left open
+            self._conn = None
+            log.warning("audit checkpoint not written: %s", e)
 
     def _write(self, pending: list[_Pending]) -> None:
         """Commit one batch and wake its callers, whatever happens: they are all waiting."""
         outcomes: list[AuditEntry | AuditError]
+        signed: list[Checkpoint] = []
+        due = time.monotonic() >= self._due
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            outcomes = list(_insert(self._conn, pending))
+            entries, signed = _insert(self._conn, pending, self._key, self._every, due)
+            outcomes = list(entries)
         except Exception as e:
             with contextlib.suppress(sqlite3.Error):
                 if self._conn is not None:
@@ -240,6 +315,10 @@ class AuditLog:
         else:
             self.commits += 1
         _settle(pending, outcomes)  # callers go on at once; the anchor may lag a little
+        if signed:
+            self._due = time.monotonic() + self._interval
+            for checkpoint in signed:
+                log.info("audit checkpoint %s", checkpoint.to_json().decode())
         written = [o for o in outcomes if isinstance(o, AuditEntry)]
         if written:
             try:
@@ -263,11 +342,13 @@ def _indexed(fields: dict[str, object], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _insert(conn: sqlite3.Connection, pending: list[_Pending]) -> list[AuditEntry]:
-    """One transaction for the whole batch, chained onto the tail as it is *inside* it."""
+def _insert(conn: sqlite3.Connection, pending: list[_Pending], key: Ed25519PrivateKey,
+            every: int, sign_head: bool) -> tuple[list[AuditEntry], list[Checkpoint]]:
+    """One transaction for the whole batch, chained onto the tail as it is *inside* it, with a
+    checkpoint for every record numbered a multiple of `every`, and for the last if `sign_head`."""
     conn.execute("BEGIN IMMEDIATE")
     seq, prev = conn.execute(_TAIL).fetchone() or (0, GENESIS)
-    rows, entries = [], []
+    rows, entries, signed = [], [], []
     for p in pending:
         seq += 1
         ts = timestamp(datetime.now(UTC))
@@ -278,9 +359,37 @@ def _insert(conn: sqlite3.Connection, pending: list[_Pending]) -> list[AuditEntr
                      text.decode()))
         entries.append(AuditEntry(seq, ts, digest))
         prev = digest
+        if seq % every == 0:
+            signed.append(checkpoints.sign(key, seq, digest, ts))
+    if sign_head and (not signed or signed[-1].seq != seq):
+        signed.append(checkpoints.sign(key, seq, prev, entries[-1].ts))
     conn.executemany(_INSERT, rows)
+    if signed:
+        checkpoints.store(conn, signed)
     conn.execute("COMMIT")
-    return entries
+    return entries, signed
+
+
+def _sign_head(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> Checkpoint | None:
+    """Sign the committed head if no checkpoint names it or a later record yet; the write lock is
+    taken only then."""
+    tail = conn.execute(_TAIL).fetchone()
+    if tail is None or tail[0] <= checkpoints.latest(conn):
+        return None
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        seq, digest = conn.execute(_TAIL).fetchone()
+        if seq <= checkpoints.latest(conn):  # another process signed it meanwhile
+            conn.execute("ROLLBACK")
+            return None
+        signed = checkpoints.sign(key, seq, digest, timestamp(datetime.now(UTC)))
+        checkpoints.store(conn, [signed])
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return signed
 
 
 HEAD_SIZE = 192  # bytes; the anchor is padded to this so it is always rewritten in place
@@ -321,8 +430,15 @@ def _resolve(settled: list[tuple[_Pending, AuditEntry | AuditError]]) -> None:
             p.waiter.set_result(outcome)
 
 
-def verify(path: Path) -> VerifyReport:
-    """Walk the whole chain and the head anchor; name the first record that is not as written."""
+def verify(path: Path, *, public_key: Path | None = None,
+           kept: Iterable[Checkpoint | str] = ()) -> VerifyReport:
+    """Walk the whole chain, the head anchor and every signed checkpoint; name the first record
+    that is not as written (or the checkpoint, anchor or key that is wrong).
+
+    Checkpoints are checked against `public_key` (default: `audit-signing.pub` beside the log);
+    `kept` adds checkpoints kept elsewhere, which catch a trail cut short together with its
+    checkpoint table.
+    """
     if not path.is_file():
         return VerifyReport(False, 0, None, f"there is no audit log at `{path}`")
     anchor = head_path(path)
@@ -335,34 +451,60 @@ def verify(path: Path) -> VerifyReport:
     except (OSError, ValueError, KeyError, TypeError) as e:
         return VerifyReport(False, 0, None, f"the head anchor `{anchor.name}` is unreadable: {e}")
     try:
-        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro",
-                                                uri=True)) as conn:
-            walked = _walk(conn.execute("SELECT seq, ts, event, agent, action, decision, prev,"
-                                        " hash, record FROM audit ORDER BY seq"), head_seq)
+        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
+                                                isolation_level=None)) as conn:
+            conn.execute("BEGIN")  # one snapshot: the checkpoints and the records they name
+            found = [*checkpoints.stored(conn), *kept]
+            walked = _walk(conn.execute(_READ), _named(found, head_seq))
+            conn.execute("COMMIT")
     except sqlite3.Error as e:
         return VerifyReport(False, 0, None, f"cannot read the audit log `{path}`: {e}")
     if isinstance(walked, VerifyReport):
         return walked
-    count, hash_at_head = walked
+    count, hashes = walked
     if head_seq > count:
         cut = f"record {head_seq} was" if head_seq == count + 1 else \
             f"records {count + 1} to {head_seq} were"
         return VerifyReport(False, count, count + 1, f"{cut} removed from the tail: the head "
                                                      f"anchor names record {head_seq} but the "
                                                      f"log ends at record {count}")
-    if hash_at_head != head_hash:
+    if hashes.get(head_seq, GENESIS) != head_hash:
         return VerifyReport(False, head_seq - 1, head_seq, f"record {head_seq} was altered: its "
                                                            "hash does not match the head anchor")
-    return VerifyReport(True, count, None, "")
+    if not found and public_key is None:  # a trail from before checkpoints, or a new one
+        return VerifyReport(True, count, None, "")
+    key_file = public_key or path.with_name(PUBLIC_KEY_FILE)
+    try:
+        public = load_public_key(key_file)
+    except SigningKeyError as e:
+        many = f"{len(found)} signed checkpoints" if len(found) != 1 else "1 signed checkpoint"
+        return VerifyReport(False, count, None, f"{e}, so {many} cannot be checked")
+    return _checked(found, public, f"`{key_file}`", count, hashes)
 
 
-def _walk(rows: sqlite3.Cursor, head_seq: int) -> VerifyReport | tuple[int, str]:
-    """Check seq, hash, columns and links record by record; (count, hash at head_seq) if intact.
+def _named(found: Iterable[Checkpoint | str], head_seq: int) -> set[int]:
+    """The records whose hashes the walk must keep: the ones checkpoints and the head name."""
+    return {c.seq for c in found if isinstance(c, Checkpoint)} | {head_seq}
+
+
+def _checked(found: list[Checkpoint | str], public: Ed25519PublicKey, key_name: str,
+             count: int, hashes: dict[int, str]) -> VerifyReport:
+    if problem := checkpoints.check(found, public, key_name, count, hashes):
+        return VerifyReport(False, problem.intact, problem.first_bad_seq, problem.message)
+    seqs = {c.seq for c in found if isinstance(c, Checkpoint)}
+    return VerifyReport(True, count, None, "", len(seqs), max(seqs, default=None),
+                        checkpoints.key_id(public))
+
+
+def _walk(rows: Iterable[tuple[int, str, str, str | None, str | None, str | None, str, str, str]],
+          named: set[int]) -> VerifyReport | tuple[int, dict[int, str]]:
+    """Check seq, hash, columns and links record by record; if intact, the count and the hashes
+    of the `named` records.
 
     A rewritten record whose own hash was recomputed still breaks the link from the next one, and
     that is how it is named.
     """
-    expected, prev_hash, hash_at_head = 1, GENESIS, GENESIS
+    expected, prev_hash, hashes = 1, GENESIS, {}
 
     def bad(seq: int, problem: str) -> VerifyReport:
         return VerifyReport(False, seq - 1, seq, problem)
@@ -394,7 +536,118 @@ def _walk(rows: sqlite3.Cursor, head_seq: int) -> VerifyReport | tuple[int, str]
                 return bad(1, "record 1 was altered: it does not start from the genesis hash")
             return bad(seq - 1, f"record {seq - 1} was altered or replaced: record {seq} links "
                                 "to a different hash")
-        if seq == head_seq:
-            hash_at_head = digest
+        if seq in named:
+            hashes[seq] = digest
         expected, prev_hash = seq + 1, digest
-    return expected - 1, hash_at_head
+    return expected - 1, hashes
+
+
+# -- the verifiable export ----------------------------------------------------------------------
+
+
+def export(path: Path, out: Path) -> ExportSummary:
+    """Write the whole trail, its checkpoints and the public key to `out` as one signed bundle.
+
+    Read in one snapshot, so the gateway may go on appending; written beside `out` and renamed
+    into place, so `out` is never half a bundle. Raises AuditError.
+    """
+    if not path.is_file():
+        raise AuditError(f"there is no audit log at `{path}`")
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        key = signing_key(path.parent)
+        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
+                                                isolation_level=None)) as conn:
+            conn.execute("BEGIN")
+            count, = conn.execute("SELECT count(*) FROM audit").fetchone()
+            head = conn.execute(_TAIL).fetchone() or (0, GENESIS)
+            rows = checkpoints.stored(conn)
+            found = [c for c in rows if isinstance(c, Checkpoint)]
+            header = {"exported_at": timestamp(datetime.now(UTC)), "source": str(path.resolve()),
+                      "head": {"seq": head[0], "hash": head[1]}}
+            with partial.open("wb") as stream:
+                checkpoints.write_bundle(stream, key, header, found, (
+                    text for (text,) in conn.execute("SELECT record FROM audit ORDER BY seq")),
+                    count)
+                stream.flush()
+                os.fsync(stream.fileno())
+            conn.execute("COMMIT")
+        os.replace(partial, out)
+    except (sqlite3.Error, OSError, ValueError, SigningKeyError) as e:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise AuditError(f"cannot export the audit log `{path}` to `{out}`: {e}") from e
+    return ExportSummary(count, len(found), head[0], checkpoints.key_id(key.public_key()),
+                         len(rows) - len(found))
+
+
+def verify_bundle(bundle: Path, *, public_key: Path | None = None,
+                  kept: Iterable[Checkpoint | str] = ()) -> VerifyReport:
+    """Verify an exported bundle on its own: chain, head, checkpoints (and those `kept`
+    elsewhere) and the bundle's signature, against `public_key` (default: the key inside the
+    bundle, which shows only that the bundle is whole, not who made it)."""
+    try:
+        with bundle.open("rb") as stream:
+            reader = BundleReader(stream, f"`{bundle}`")
+            if public_key is not None:
+                public, key_name = load_public_key(public_key), f"`{public_key}`"
+            else:
+                key_name = "the key inside the bundle"
+                public = parse_public_key(reader.public_key_pem, key_name)
+            found = [*reader.checkpoints(), *kept]
+            head_seq, head_hash = reader.head
+            walked = _walk_bundle(reader.records_text(), _named(found, head_seq))
+            if isinstance(walked, VerifyReport):
+                return walked
+            count, hashes = walked
+            if count < reader.records:
+                return VerifyReport(False, count, count + 1, f"the bundle ends after record "
+                                                             f"{count}: its header announces "
+                                                             f"{reader.records} records")
+            if head_seq != count or hashes.get(head_seq, GENESIS) != head_hash:
+                return VerifyReport(False, count - 1, count, f"record {count} was altered: its "
+                                                             "hash does not match the bundle's "
+                                                             "head")
+            report = _checked(found, public, key_name, count, hashes)
+            if report.ok and (problem := reader.signature_problem(public, key_name)):
+                return VerifyReport(False, count, None, problem)
+            return report
+    except OSError as e:
+        return VerifyReport(False, 0, None, f"cannot read the bundle `{bundle}`: "
+                                            f"{e.strerror or e}")
+    except (ValueError, SigningKeyError) as e:
+        return VerifyReport(False, 0, None, str(e))
+
+
+def _walk_bundle(lines: Iterable[bytes],
+                 named: set[int]) -> VerifyReport | tuple[int, dict[int, str]]:
+    """`_walk` for a bundle's record lines: each line is exactly the text that was hashed, so
+    the hashes and links are recomputed from the records themselves."""
+    expected, prev_hash, hashes = 1, GENESIS, {}
+
+    def bad(seq: int, problem: str) -> VerifyReport:
+        return VerifyReport(False, seq - 1, seq, problem)
+
+    for text in lines:
+        try:
+            record = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return bad(expected, f"record {expected} was altered: its line is not JSON")
+        seq = record.get("seq") if isinstance(record, dict) else None
+        if seq != expected:
+            if isinstance(seq, int) and seq > expected:
+                return bad(expected, f"record {expected} is missing or out of place: the bundle "
+                                     f"goes from record {expected - 1} to record {seq}")
+            return bad(expected, f"record {expected} is out of place: its line holds record "
+                                 f"{seq}")
+        prev = record.get("prev")
+        if prev != prev_hash or not isinstance(prev, str):
+            if seq == 1:
+                return bad(1, "record 1 was altered: it does not start from the genesis hash")
+            return bad(seq - 1, f"record {seq - 1} was altered or replaced: record {seq} links "
+                                "to a different hash")
+        digest = hashlib.sha256(prev.encode() + text).hexdigest()
+        if seq in named:
+            hashes[seq] = digest
+        expected, prev_hash = seq + 1, digest
+    return expected - 1, hashes

@@ -23,6 +23,10 @@ class Call:
     headers: tuple[tuple[str, str], ...] = ()  # names lower-case; credentials already removed
     body: bytes = b""
     agent: str = "anonymous"
+    # Entity types the gateway's scan found in the query string and decoded body (`US_SSN`,
+    # ...); empty: scanned and clean; None: not scanned, or the scan failed (undecodable body,
+    # over the size cap, analyzer error), which rules with `request_contains` treat fail-closed.
+    request_entities: frozenset[str] | None = None
 
     def header(self, name: str) -> str | None:
         name = name.lower()

@@ -75,6 +75,12 @@ def webhook(value: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from e
 
 
+def scan_workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"`{value}` is not a number of processes from 1 to 64")
+    return int(value)
+
+
 def webhooks(flags: list[str], environ: str) -> tuple[str, ...]:
     """--webhook flags when given, else $GATEHOUSE_WEBHOOK (URLs separated by spaces)."""
     try:
@@ -111,6 +117,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook", type=webhook, action="append", default=[], metavar="URL",
                      help="POST Slack-compatible notifications of held calls here (repeatable; "
                           "default $GATEHOUSE_WEBHOOK, URLs separated by spaces)")
+    run.add_argument("--scan-workers", type=scan_workers, default=min(2, os.cpu_count() or 1),
+                     metavar="N", help="processes that scan bodies for personal data "
+                     "(default: 2, or 1 on a one-core machine)")
     run.set_defaults(handler=cmd_run)
 
     env = sub.add_parser("env", parents=[state], help="print the variables an agent needs")
@@ -172,6 +181,36 @@ def parser() -> argparse.ArgumentParser:
             vote.add_argument("--confirm", help="the confirmation phrase the item shows")
         vote.set_defaults(handler=cmd_vote, verdict=verdict)
 
+    quarantine = sub.add_parser("quarantine", help="responses held for review").add_subparsers(
+        dest="action", required=True)
+    listing = quarantine.add_parser("list", parents=[client], help="quarantined responses")
+    listing.add_argument("--state", dest="item_state", default="held",
+                         choices=["held", "released", "delivered", "discarded"])
+    listing.add_argument("--agent")
+    listing.set_defaults(handler=cmd_quarantine_list)
+    look = quarantine.add_parser("show", parents=[client],
+                                 help="one item with its redacted view")
+    look.add_argument("id")
+    look.add_argument("--original", action="store_true",
+                      help="also the response as received (auditor, admin; the read is audited)")
+    look.set_defaults(handler=lambda a: show(call(
+        a.admin, a.token, "GET",
+        f"/v1/quarantine/{a.id}" + ("?original=true" if a.original else ""))))
+    release = quarantine.add_parser("release", parents=[client],
+                                    help="deliver it to the agent's next retry, once")
+    release.add_argument("id")
+    release.add_argument("--as", dest="release_as", choices=["redacted", "original"],
+                         default="redacted")
+    release.add_argument("--reason", required=True)
+    release.set_defaults(handler=lambda a: show(call(
+        a.admin, a.token, "POST", f"/v1/quarantine/{a.id}/release",
+        {"as": a.release_as, "reason": a.reason})))
+    discard = quarantine.add_parser("discard", parents=[client], help="never deliver it")
+    discard.add_argument("id")
+    discard.add_argument("--reason", required=True)
+    discard.set_defaults(handler=lambda a: show(call(
+        a.admin, a.token, "POST", f"/v1/quarantine/{a.id}/discard", {"reason": a.reason})))
+
     policy = sub.add_parser("policy", help="the running policy").add_subparsers(
         dest="action", required=True)
     reload = policy.add_parser("reload", parents=[client], help="reload the policy file")
@@ -180,8 +219,30 @@ def parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="action", required=True)
-    verify_cmd = audit.add_parser("verify", parents=[state], help="check the hash chain")
+    verify_cmd = audit.add_parser("verify", parents=[state],
+                                  help="check the hash chain and the signed checkpoints")
+    verify_cmd.add_argument("--public-key", type=Path, metavar="FILE",
+                            help="check signatures with this public key (default: "
+                                 "audit-signing.pub in the state directory, or for --bundle the "
+                                 "key inside it); auditors pass their own copy")
+    verify_cmd.add_argument("--bundle", type=Path, metavar="FILE",
+                            help="verify a bundle from `audit export` instead of the state "
+                                 "directory")
+    verify_cmd.add_argument("--checkpoint", type=Path, action="append", default=[],
+                            metavar="FILE", help="also check checkpoints kept elsewhere, one "
+                            "JSON object a line as `audit checkpoint` prints them (repeatable)")
     verify_cmd.set_defaults(handler=cmd_audit_verify)
+    export_cmd = audit.add_parser("export", parents=[state],
+                                  help="write the trail, its checkpoints and the public key as "
+                                       "one signed bundle")
+    export_cmd.add_argument("--out", type=Path, required=True, metavar="FILE")
+    export_cmd.set_defaults(handler=cmd_audit_export)
+    audit.add_parser("key", parents=[state], help="print the public key checkpoints are signed "
+                     "with (PEM; the key pair is made on first use)"
+                     ).set_defaults(handler=cmd_audit_key)
+    audit.add_parser("checkpoint", parents=[state], help="sign the head now unless it is signed "
+                     "already, and print the newest checkpoint (JSON) to keep elsewhere"
+                     ).set_defaults(handler=cmd_audit_checkpoint)
     return p
 
 
@@ -201,7 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = Settings(
         policy_path=args.policy, state_dir=args.state, listen=args.listen, admin=args.admin,
         connect_to=pinned_targets(args.connect_to), upstream_ca=args.upstream_ca,
-        webhooks=webhooks(args.webhook, os.environ.get("GATEHOUSE_WEBHOOK", "")))
+        webhooks=webhooks(args.webhook, os.environ.get("GATEHOUSE_WEBHOOK", "")),
+        scan_workers=args.scan_workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     bootstrap(settings)
     asyncio.run(serve(settings))
@@ -355,6 +417,12 @@ def cmd_pending(args: argparse.Namespace) -> int:
     return show(call(args.admin, args.token, "GET", f"/v1/pending?{query}"))
 
 
+def cmd_quarantine_list(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({k: v for k, v in (
+        ("state", args.item_state), ("agent", args.agent)) if v})
+    return show(call(args.admin, args.token, "GET", f"/v1/quarantine?{query}"))
+
+
 def cmd_vote(args: argparse.Namespace) -> int:
     body: dict[str, object] = {"reason": args.reason}
     if getattr(args, "confirm", None):
@@ -364,13 +432,92 @@ def cmd_vote(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    report = verify(state_paths(args.state)[1])
-    if report.ok:
-        print(f"audit trail ok: {report.records} records, chain intact")
-        return 0
-    where = f" at record {report.first_bad_seq}" if report.first_bad_seq is not None else ""
-    print(f"audit trail BROKEN{where}: {report.problem}", file=sys.stderr)
-    return 1
+    from gateway.audit import verify_bundle
+    from gateway.checkpoints import Checkpoint, read_file
+
+    kept: list[Checkpoint | str] = []
+    for path in args.checkpoint:
+        try:
+            kept += read_file(path)
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"gatehouse: cannot read `{path}`: {getattr(e, 'strerror', None) or e}",
+                  file=sys.stderr)
+            return 1
+    if args.bundle is not None:
+        what = "audit bundle"
+        report = verify_bundle(args.bundle, public_key=args.public_key, kept=kept)
+    else:
+        what = "audit trail"
+        report = verify(state_paths(args.state)[1], public_key=args.public_key, kept=kept)
+    if not report.ok:
+        where = f" at record {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+        print(f"{what} BROKEN{where}: {report.problem}", file=sys.stderr)
+        return 1
+    signed = "no signed checkpoints yet" if not report.checkpoints else \
+        f"{report.checkpoints} signed checkpoints good, the newest at record " \
+        f"{report.latest_checkpoint}"
+    if args.bundle is not None:
+        signed += ", bundle signature good"
+    print(f"{what} ok: {report.records} records, chain intact; {signed}"
+          + (f" (key {report.key_id})" if report.key_id else ""))
+    if args.bundle is not None and args.public_key is None:
+        print("note: checked with the key inside the bundle, which shows the bundle is whole "
+              "but not who made it; compare its key id with the gateway's (`gatehouse audit "
+              "key`) or pass --public-key")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    from gateway.audit import AuditError, export
+
+    try:
+        summary = export(state_paths(args.state)[1], args.out)
+    except AuditError as e:
+        print(f"gatehouse: {e}", file=sys.stderr)
+        return 1
+    print(f"exported {summary.records} records (to record {summary.head_seq}) and "
+          f"{summary.checkpoints} checkpoints to {args.out}, signed with key {summary.key_id}")
+    if summary.left_out:
+        print(f"warning: {summary.left_out} malformed checkpoint rows were left out; "
+              "`gatehouse audit verify` names them", file=sys.stderr)
+    return 0
+
+
+def cmd_audit_key(args: argparse.Namespace) -> int:
+    from gateway.checkpoints import SigningKeyError, key_id, public_pem, signing_key
+
+    if not args.state.is_dir():
+        print(f"gatehouse: there is no state directory `{args.state}`", file=sys.stderr)
+        return 1
+    try:
+        public = signing_key(args.state).public_key()
+    except SigningKeyError as e:
+        print(f"gatehouse: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(public_pem(public).decode())
+    print(f"key id {key_id(public)}: give auditors a copy of this key to verify the trail "
+          "with", file=sys.stderr)
+    return 0
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    from gateway.audit import AuditError
+
+    path = state_paths(args.state)[1]
+    if not path.is_file():
+        print(f"gatehouse: there is no audit log at `{path}`", file=sys.stderr)
+        return 1
+    try:
+        with AuditLog(path) as log:
+            newest = log.sign_head()
+    except AuditError as e:
+        print(f"gatehouse: {e}", file=sys.stderr)
+        return 1
+    if newest is None:
+        print("gatehouse: the audit trail has no records yet: nothing to sign", file=sys.stderr)
+        return 1
+    print(newest.to_json().decode())
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,6 +12,11 @@ import zlib
 import brotli
 import zstandard
 
+# Headers that describe a body's bytes: dropped when Gatehouse delivers other bytes (decoded,
+# redacted), since they would no longer be true of what the agent receives.
+BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding", "etag",
+                          "content-md5", "digest"})
+
 
 class UndecodableBody(ValueError):
     """The body cannot be decoded within the cap (unknown, malformed or too large)."""

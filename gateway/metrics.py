@@ -33,6 +33,14 @@ class Metrics:
         self.audit_failures = Counter("gatehouse_audit_failures",
                                       "Audit appends that failed (the call was refused).",
                                       registry=self.registry)
+        self.responses_scanned = Counter(
+            "gatehouse_responses_scanned",
+            "Response bodies scanned, by outcome (pass, redacted, quarantine, unscannable).",
+            ["outcome"], registry=self.registry)
+        self.scan_seconds = Histogram(
+            "gatehouse_scan_seconds",
+            "Time from handing a buffered body to the scanning workers to their verdict.",
+            buckets=LATENCY_BUCKETS + (2.5, 5.0, 10.0), registry=self.registry)
 
         self.approval_wait_seconds = Histogram(
             "gatehouse_approval_wait_seconds",

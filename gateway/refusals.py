@@ -70,6 +70,15 @@ def approval_expired(pending_id: str, reason: str) -> Refusal:
                    "approval_expired", {"pending_id": pending_id, "reason": reason})
 
 
+def quarantined(quarantine_id: str, reason: str) -> Refusal:
+    return Refusal(
+        502, "quarantined",
+        f"Gatehouse held the response to this call for review ({reason}). Retry the same "
+        "request once a reviewer has released it.",
+        "quarantined", {"quarantine_id": quarantine_id, "reason": reason},
+    )
+
+
 def identity_required(reason: str) -> Refusal:
     return Refusal(
         407, "identity_required",

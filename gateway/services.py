@@ -16,9 +16,13 @@ from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import SQLitePendingStore
 from gateway.audit import AuditLog
 from gateway.egress import AddressGuard
+from gateway.evidence import EvidenceStore
 from gateway.halt_service import HaltService
 from gateway.metrics import Metrics
 from gateway.policy_holder import PolicyHolder
+from gateway.quarantine.service import QuarantineService
+from gateway.quarantine.store import SQLiteQuarantineStore
+from gateway.scan.pool import ScanPool
 from gateway.store import SQLiteStore, StateStore
 
 
@@ -33,6 +37,7 @@ class Settings:
     upstream_ca: Path | None = None
     policy_watch_seconds: float = 1.0
     webhooks: tuple[str, ...] = ()  # notified of held calls (gateway.approvals.notify)
+    scan_workers: int = 2  # processes that scan bodies (gateway.scan.pool)
 
 
 @dataclass
@@ -47,8 +52,12 @@ class Services:
     notifier: Notifier
     metrics: Metrics
     address_guard: AddressGuard
+    quarantine: QuarantineService
+    scanner: ScanPool
 
     def close(self) -> None:
+        self.scanner.close()
+        self.quarantine.store.close()
         self.approvals.store.close()
         self.grants.store.close()
         self.audit.close()
@@ -75,10 +84,14 @@ def open_services(settings: Settings) -> Services:
     halts = HaltService(store, audit, policy)
     notifier = Notifier(settings.webhooks, audit)
     metrics = Metrics()
+    scanner = ScanPool(settings.scan_workers)
     approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts, notifier,
-                                metrics)
+                                metrics, scanner=scanner)
     halts.on_set.append(lambda _halt: approvals.wake_all())
     grants = GrantService(SQLiteGrantStore(state_db), audit)
+    quarantine = QuarantineService(SQLiteQuarantineStore(state_db),
+                                   EvidenceStore(settings.state_dir / "evidence"), audit)
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
                     approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
-                    address_guard=guard)
+                    address_guard=guard, quarantine=quarantine,
+                    scanner=scanner)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import audit, grants, halts, pending, policy, queue, system
+from gateway.admin import audit, grants, halts, pending, policy, quarantine, queue, system
 from gateway.admin.auth import STORE
 from gateway.admin.errors import json_errors
 from gateway.admin.keys import SERVICES
@@ -43,3 +43,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/grants", grants.list_grants)
     app.router.add_post("/v1/grants", grants.create_grant)
     app.router.add_delete("/v1/grants/{id}", grants.revoke_grant)
+    app.router.add_get("/v1/quarantine", quarantine.list_quarantine)
+    app.router.add_get("/v1/quarantine/{id}", quarantine.get_quarantine)
+    app.router.add_post("/v1/quarantine/{id}/release", quarantine.release)
+    app.router.add_post("/v1/quarantine/{id}/discard", quarantine.discard)

@@ -50,6 +50,19 @@ _VOTE_BODY = {
                    "confirm": {"type": "string", "description": "the item's confirm_phrase"}},
 }
 
+_DECISION_BODY = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {"reason": {"type": "string", "description": "goes on the audit trail"}},
+}
+_RELEASE_BODY = {
+    "type": "object",
+    "required": ["as", "reason"],
+    "properties": {"as": {"enum": ["redacted", "original"],
+                          "description": "`original` is for admins only"},
+                   "reason": {"type": "string"}},
+}
+
 OPENAPI: dict[str, object] = {
     "openapi": "3.1.0",
     "info": {"title": "Gatehouse admin API", "version": "1"},
@@ -65,6 +78,8 @@ OPENAPI: dict[str, object] = {
         "/healthz": {"get": {"summary": "liveness", "responses": {"200": {"description": "ok"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text exposition"}}}},
+        "/v1/openapi.json": {"get": {"summary": "this document",
+                                     "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         "/v1/whoami": {"get": _op("the caller's name and role", "any", {"200": "who", **_AUTH})},
         "/v1/halts": {
             "get": _op("halts (active only unless ?active=false)", "any",
@@ -123,6 +138,23 @@ OPENAPI: dict[str, object] = {
         "/v1/grants/{id}": {"delete": _op("revoke a grant", "reviewer, responder, admin",
                                           {"200": "the grant", **_AUTH, "404": "no such grant",
                                            "409": "already revoked"})},
+        "/v1/quarantine": {"get": _op(
+            "quarantined responses, oldest first; filters state (held, released, delivered, "
+            "discarded), agent, limit", "any", {"200": "items", **_AUTH, "400": "bad filter"})},
+        "/v1/quarantine/{id}": {"get": _op(
+            "one quarantined response: findings and the redacted view; with ?original=true "
+            "also the response as received (auditor, admin; each read is audited)", "any",
+            {"200": "the item", **_AUTH, "404": "no such item"})},
+        "/v1/quarantine/{id}/release": {"post": _op(
+            "release it to the agent's next retry of the same call, once", "reviewer, "
+            "responder, admin (as original: admin)",
+            {"200": "the item", **_AUTH, "404": "no such item",
+             "409": "already decided, or no redacted view", "422": "bad body"},
+            _RELEASE_BODY)},
+        "/v1/quarantine/{id}/discard": {"post": _op(
+            "never deliver it", "reviewer, responder, admin",
+            {"200": "the item", **_AUTH, "404": "no such item", "409": "already final",
+             "422": "no reason"}, _DECISION_BODY)},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

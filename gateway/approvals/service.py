@@ -12,6 +12,7 @@ review (`fatigue`), and waits and review times go to the metrics.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from datetime import datetime
 
@@ -33,8 +34,11 @@ from gateway.content import UndecodableBody, decode_body
 from gateway.halt_service import HaltService
 from gateway.metrics import Metrics
 from gateway.policy import Verdict, evaluate
+from gateway.policy.decide import dlp_entities
 from gateway.policy.schema import Approvals
 from gateway.policy_holder import PolicyHolder
+from gateway.scan.pool import ScanPool
+from gateway.scan.requests import request_entities
 from gateway.tokens import Principal
 
 REDECIDE_BODY_LIMIT = 16 * 1024 * 1024
@@ -48,8 +52,10 @@ log = logging.getLogger("gatehouse.approvals")
 class ApprovalService:
     def __init__(self, store: PendingStore, audit: AuditLog, policy: PolicyHolder,
                  halts: HaltService, notifier: Notifier | None = None,
-                 metrics: Metrics | None = None, draw: Draw = sampled) -> None:
+                 metrics: Metrics | None = None, draw: Draw = sampled,
+                 scanner: ScanPool | None = None) -> None:
         self.store = store
+        self._scanner = scanner  # re-checks outbound DLP rules on approval
         self._audit = audit
         self._policy = policy
         self._halts = halts
@@ -231,7 +237,14 @@ class ApprovalService:
                                REDECIDE_BODY_LIMIT)
         except UndecodableBody:
             body = b""
-        _, decision = evaluate(policy, item.request.to_call(item.agent, body), utc_now())
+        call = item.request.to_call(item.agent, body)
+        if (wanted := dlp_entities(policy)) and self._scanner is not None:
+            found = await request_entities(
+                self._scanner, policy.model.responses, wanted, url=call.url,
+                body=item.request.body, content_type=headers.get("content-type"),
+                content_encoding=headers.get("content-encoding"))
+            call = dataclasses.replace(call, request_entities=found)
+        _, decision = evaluate(policy, call, utc_now())
         if decision.verdict is Verdict.REQUIRE_APPROVAL and (decision.tier or 1) > item.tier:
             raise VoteRefused(409, "policy_stricter", f"the running policy `{policy.snapshot_id}`"
                                                       f" now needs tier {decision.tier} for this "

@@ -3,10 +3,14 @@
 Like OPA's policy tests, each case is data: a request written as a URL plus a body, and the
 expected verdict with, optionally, the rules, action, params, tier, route, constraints, reason
 and shadow rules. A case fails when any expectation it states differs from what `evaluate` does.
+
+`gatehouse test` scans nothing: a case states what the gateway's scan would find in its request
+(`request_contains: [US_SSN]`, or `unscanned`), and by default it found nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +31,7 @@ from gateway.call import Action, Call
 from gateway.policy.errors import PolicyError, Problem
 from gateway.policy.evaluate import evaluate
 from gateway.policy.problems import problems_from
-from gateway.policy.schema import AwareTime, Method, RuleConstraints, StrictModel
+from gateway.policy.schema import AwareTime, Entity, Method, RuleConstraints, StrictModel
 from gateway.policy.snapshot import Policy
 from gateway.policy.verdict import Decision, Verdict
 from gateway.policy.yamldoc import locate, parse, read
@@ -48,6 +52,18 @@ def _url(value: str) -> str:
         raise ValueError(f"`{value}` is not an http(s) URL; write it like `https://host/path`")
     _ = parts.port  # raises ValueError for a bad port
     return value
+
+
+UNSCANNED = "unscanned"
+
+
+def _found(value: object) -> object:
+    """`unscanned` means the scan failed (None); one entity type may be written bare."""
+    if value is None:
+        raise ValueError(f"write `[]` for a request the scan found clean, or `{UNSCANNED}`")
+    if value == UNSCANNED:
+        return None
+    return [value] if isinstance(value, str) else value
 
 
 class McpRequest(StrictModel):
@@ -131,6 +147,11 @@ class CaseSpec(StrictModel):
     name: str = Field(description="What the case shows, in a few words.")
     request: RequestSpec = Field(description="The request.")
     now: AwareTime | None = Field(None, description="The clock for this case (default: now).")
+    request_contains: Annotated[list[Entity] | None, BeforeValidator(_found)] = Field(
+        default_factory=list,
+        description="Entity types the gateway's scan would find in the request (`[US_SSN]`), "
+        f"or `{UNSCANNED}` for a request it could not scan; by default it found none.",
+    )
     expect: Expect = Field(description="What the policy must decide.")
 
 
@@ -169,7 +190,10 @@ def load_cases_text(text: str, source: str = "<cases>") -> list[Case]:
         if case.name in seen:
             problems.append(doc.problem(("cases", i, "name"), f"duplicate case `{case.name}`"))
         seen.add(case.name)
-        call = case.request.call()
+        found = case.request_contains
+        call = dataclasses.replace(
+            case.request.call(), request_entities=None if found is None else frozenset(found)
+        )
         cases.append(Case(case.name, f"{source}:{line}", call, case.now or spec.now, case.expect))
     if problems:
         raise PolicyError(problems)

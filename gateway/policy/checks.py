@@ -15,8 +15,16 @@ from gateway.policy.decide import RESERVED_RULE_IDS
 from gateway.policy.globs import Glob
 from gateway.policy.params import parse_source
 from gateway.policy.paths import parse_path_pattern
-from gateway.policy.schema import ActionEntry, PolicyModel, Rule
+from gateway.policy.schema import (
+    ActionEntry,
+    PolicyModel,
+    ResponseLists,
+    ResponseOverride,
+    Rule,
+    scan_tier,
+)
 from gateway.policy.verdict import Verdict
+from gateway.scan.entities import TIERS
 
 Found = tuple[tuple[str | int, ...], str]
 """A key path in the file and the sentence about it."""
@@ -127,6 +135,7 @@ def _rules(model: PolicyModel) -> Iterator[Found]:
         first.setdefault(rule.id, i)
         yield from _rule_decision(model, i, rule)
         yield from _rule_actions(known, i, rule)
+        yield from _rule_entities(model, i, rule)
 
 
 def _rule_decision(model: PolicyModel, i: int, rule: Rule) -> Iterator[Found]:
@@ -227,6 +236,16 @@ def _rule_actions(producers: Producers, i: int, rule: Rule) -> Iterator[Found]:
                 )
 
 
+def _rule_entities(model: PolicyModel, i: int, rule: Rule) -> Iterator[Found]:
+    """`request_contains` must name entity types a scan can report; a typo (`US_SNN`) would
+    switch a deny rule off for every scanned request."""
+    custom = [r.name for r in model.responses.recognizers]
+    for j, entity in enumerate(rule.when.request_contains or ()):
+        if entity not in TIERS["ner"] and entity not in custom:
+            where = ("rules", i, "when", "request_contains", j)
+            yield _unknown_entity(where, entity, "ner", custom)
+
+
 def _approvals(model: PolicyModel) -> Iterator[Found]:
     approvals = model.approvals
     if approvals.on_timeout == "allow":
@@ -278,13 +297,41 @@ def _approvals(model: PolicyModel) -> Iterator[Found]:
 
 def _responses(model: PolicyModel) -> Iterator[Found]:
     responses = model.responses
-    for key in ("redact", "quarantine"):
-        for j, entity in enumerate(getattr(responses, key)):
-            if entity not in responses.detect:
-                yield (
-                    ("responses", key, j),
-                    (f"`{entity}` is not in responses.detect, so it is never found; add it there"),
-                )
+    custom = [r.name for r in responses.recognizers]
+    for j, name in enumerate(custom):
+        if name in TIERS["ner"] or name in custom[:j]:
+            where = "a built-in entity type" if name in TIERS["ner"] else "defined twice"
+            yield (("responses", "recognizers", j, "name"), f"`{name}` is {where}; rename it")
+    tier = scan_tier(responses)
+    known = TIERS[tier] | set(custom)
+    sections: list[tuple[tuple[str | int, ...], ResponseLists | ResponseOverride]] = [
+        (("responses",), responses),
+        *((("responses", "overrides", i), o) for i, o in enumerate(responses.overrides)),
+    ]
+    for path, lists in sections:
+        own = isinstance(lists, ResponseOverride) and lists.detect is not None
+        detect = lists.detect if own else responses.detect
+        where = f"responses.overrides[{path[-1]}].detect" if own else "responses.detect"
+        for key in ("detect", "redact", "quarantine"):
+            for j, entity in enumerate(getattr(lists, key) or ()):
+                if entity not in known:
+                    yield (*_unknown_entity(path + (key, j), entity, tier, custom),)
+                elif key != "detect" and entity not in detect:
+                    yield (
+                        path + (key, j),
+                        f"`{entity}` is not in {where}, so it is never found; add it there",
+                    )
+
+
+def _unknown_entity(
+    path: tuple[str | int, ...], entity: str, tier: str, custom: list[str]
+) -> Found:
+    if tier == "patterns" and entity in TIERS["ner"]:
+        return path, f"`{entity}` is found only by the NER model; set `responses.tier: ner`"
+    return path, (
+        f"unknown entity type `{entity}`; use one of {_listing(sorted(TIERS[tier]))}, or define "
+        "it under responses.recognizers"
+    )
 
 
 def warnings(model: PolicyModel, now: datetime | None = None) -> list[Found]:

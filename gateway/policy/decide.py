@@ -5,6 +5,10 @@ require_approval > allow_with_constraints > allow); no match gives the policy de
 indexed by action type (exact types in a dict, globs bucketed by their literal prefix), so the
 cost of a decision does not grow with the rules written for other actions. One built-in rule,
 `mcp-session`, allows the MCP session messages `classify` recognises; policy rules may be stricter.
+
+A condition that cannot be judged (an unreadable param, a request that was not scanned for the
+entities `request_contains` names) never earns an allow and never dodges a refusal: it fails a
+rule that allows and holds for a rule that denies or requires approval.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ class CompiledRule:
     methods: frozenset[str] | None
     tags: frozenset[str]
     params: tuple[tuple[str, Test], ...]
+    entities: frozenset[str] | None  # `request_contains`: any of these found in the request
 
     @classmethod
     def compile(cls, order: int, rule: Rule) -> CompiledRule:
@@ -87,6 +92,7 @@ class CompiledRule:
             methods=frozenset(when.method) if when.method else None,
             tags=frozenset(when.tags),
             params=tuple((name, compile_condition(c)) for name, c in when.params.items()),
+            entities=frozenset(when.request_contains) if when.request_contains else None,
         )
 
     @classmethod
@@ -111,6 +117,7 @@ class CompiledRule:
             methods=None,
             tags=frozenset(),
             params=(),
+            entities=None,
         )
 
     def applies(self, action: Action, call: Call, tenant: str | None, now: datetime) -> bool:
@@ -128,7 +135,14 @@ class CompiledRule:
             return False
         if not self.tags <= action.tags:
             return False
-        params, unknown = action.params, False
+        unknown = False
+        if self.entities is not None:
+            found = call.request_entities
+            if found is None:
+                unknown = True  # not scanned: it may carry them
+            elif self.entities.isdisjoint(found):
+                return False
+        params = action.params
         for name, test in self.params:
             if name in action.unreadable:
                 unknown = True  # present, but with no single value to test
@@ -158,8 +172,10 @@ class RuleIndex:
                 "are allowed",
             )
         ]
+        entities: set[str] = set()
         for order, rule in enumerate(rules):
             compiled = CompiledRule.compile(order, rule)
+            entities.update(compiled.entities or ())
             for pattern in rule.when.action or ["*"]:
                 glob = Glob(pattern)
                 if glob.is_literal:
@@ -168,6 +184,8 @@ class RuleIndex:
                     self._prefixed.setdefault(glob.prefix, []).append((glob, compiled))
         # Only the prefix lengths that occur are tried, so a long type costs no more.
         self._lengths = sorted({len(prefix) for prefix in self._prefixed})
+        self.dlp_entities = frozenset(entities)
+        """Every entity type a rule (enforcing or shadow) asks `request_contains` about."""
 
     def candidates(self, action_type: str) -> tuple[CompiledRule, ...]:
         """The rules whose action pattern matches this type, in policy order."""
@@ -186,6 +204,13 @@ class RuleIndex:
             self._cache.clear()
         self._cache[action_type] = result
         return result
+
+
+def dlp_entities(policy: Policy) -> frozenset[str]:
+    """The entity types to scan a request for before deciding on it: the union of every rule's
+    `request_contains`, enforcing and shadow. Empty: no rule needs a scan, so leave
+    `Call.request_entities` at None."""
+    return policy.rule_index.dlp_entities
 
 
 def decide(policy: Policy, action: Action, call: Call, now: datetime) -> Decision:

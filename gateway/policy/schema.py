@@ -27,6 +27,7 @@ from gateway.policy.hosts import parse_host_pattern
 from gateway.policy.params import parse_source
 from gateway.policy.paths import parse_path_pattern
 from gateway.policy.verdict import Verdict
+from gateway.scan.entities import NER_ENTITIES
 
 
 def _pattern(regex: str, what: str, example: str) -> AfterValidator:
@@ -230,6 +231,14 @@ class When(StrictModel):
     method: Annotated[list[Method] | None, BeforeValidator(_one_or_many)] = Field(
         None, description="HTTP method or list of methods."
     )
+    request_contains: Annotated[list[Entity] | None, BeforeValidator(_one_or_many)] = Field(
+        None,
+        min_length=1,
+        description="Entity type or list of them (`US_SSN`, `CREDIT_CARD`): the rule applies "
+        "when the gateway's scan of the request (query string and decoded body) finds any of "
+        "them. A request that could not be scanned counts as containing them for deny and "
+        "require_approval rules, and as not containing them for allow rules.",
+    )
 
 
 class RuleConstraints(StrictModel):
@@ -361,7 +370,31 @@ class Approvals(StrictModel):
     )
 
 
-class Responses(StrictModel):
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as e:
+        raise ValueError(f"not a regular expression ({e}); write it like `ACME-[0-9]{{8}}`") from e
+    return value
+
+
+Regex = Annotated[str, Field(min_length=1, max_length=1000), AfterValidator(_regex)]
+BinaryVerdict = Literal["allow", "quarantine"]
+
+
+class Recognizer(StrictModel):
+    name: Entity = Field(description="Entity type it reports, such as `ACME_ACCOUNT_ID`.")
+    regex: Regex = Field(description="What the entity looks like (Python regular expression).")
+    score: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        0.8, description="Confidence of a match, 0 to 1 (findings below 0.4 are ignored)."
+    )
+    context: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list,
+        description="Words that, near a match, raise its score (as Presidio's context words).",
+    )
+
+
+class ResponseLists(StrictModel):
     detect: list[Entity] = Field(
         default_factory=list, description="Entity types to look for in response bodies."
     )
@@ -371,9 +404,61 @@ class Responses(StrictModel):
     quarantine: list[Entity] = Field(
         default_factory=list, description="Detected entities that hold the whole response."
     )
+
+
+class ResponseOverride(StrictModel):
+    actions: Annotated[list[ActionGlob], BeforeValidator(_one_or_many)] = Field(
+        description="Action types or `*` globs this override applies to (first match wins)."
+    )
+    detect: list[Entity] | None = Field(None, description="Replaces responses.detect.")
+    redact: list[Entity] | None = Field(None, description="Replaces responses.redact.")
+    quarantine: list[Entity] | None = Field(None, description="Replaces responses.quarantine.")
+    binary: BinaryVerdict | None = Field(None, description="Replaces responses.binary.")
+
+
+class Responses(ResponseLists):
+    tier: Literal["patterns", "ner"] | None = Field(
+        None,
+        description="`patterns` (Presidio's pattern and checksum recognizers) or `ner` (adds "
+        "the spaCy model: PERSON, LOCATION, ...). When absent: `ner` if any list names an "
+        "entity only the model finds, else `patterns`.",
+    )
     skip_actions: list[ActionGlob] = Field(
         default_factory=list, description="Actions whose responses are not scanned."
     )
+    binary: BinaryVerdict = Field(
+        "allow",
+        description="Bodies that are not text (not UTF-8 once decoded): passed, or held.",
+    )
+    overrides: list[ResponseOverride] = Field(
+        default_factory=list, description="Different lists for some actions."
+    )
+    recognizers: list[Recognizer] = Field(
+        default_factory=list, description="Entity types of your own, found by a regex."
+    )
+    max_body_bytes: Int = Field(
+        8 * 1024 * 1024,
+        ge=1,
+        le=32 * 1024 * 1024,
+        description="Largest body scanned (after decompression); a larger one is quarantined.",
+    )
+    scan_timeout_seconds: Annotated[float, Strict()] | Int = Field(
+        10.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Time budget for scanning one body; past it the body is quarantined.",
+    )
+
+
+def scan_tier(responses: Responses) -> Literal["patterns", "ner"]:
+    """The tier in effect: the one set, else `ner` only when a list needs the model."""
+    if responses.tier is not None:
+        return responses.tier
+    named = {*responses.detect, *responses.redact, *responses.quarantine}
+    for override in responses.overrides:
+        for listed in (override.detect, override.redact, override.quarantine):
+            named.update(listed or ())
+    return "ner" if named & NER_ENTITIES else "patterns"
 
 
 class Agent(StrictModel):

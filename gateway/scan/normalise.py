@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # Zero-width characters, word joiner, invisible operators, BOM, Mongolian vowel separator and the
@@ -31,7 +31,7 @@ class Normalised:
     """Normalised text and, per character (plus one for the end), its start in the original."""
 
     text: str
-    offsets: list[int]
+    offsets: Sequence[int]  # a `range` while nothing was rewritten
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The original span of normalised `[start, end)`."""
@@ -39,7 +39,7 @@ class Normalised:
 
 
 def _identity(text: str) -> Normalised:
-    return Normalised(text, list(range(len(text) + 1)))
+    return Normalised(text, range(len(text) + 1))
 
 
 def _rewrite(

@@ -35,8 +35,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway.scan.analyzer import Tier
-from gateway.scan.scan import Finding, scan_text
+from gateway.scan.analyzer import CustomSpec, Tier, custom_specs
+from gateway.scan.scan import Finding, scan_text, scan_texts
 
 ROOT = "response"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -67,7 +67,11 @@ class Part(StrEnum):
 
 
 class ResponseRules(Protocol):
-    """The parts of the policy's `Responses` model this module reads."""
+    """The parts of the policy's `Responses` model this module reads.
+
+    A `recognizers` attribute (policy-defined entity types, as in `ScanSettings`) is read when
+    present, so the policy's `Responses` model and `ScanSettings` both fit.
+    """
 
     detect: Sequence[str]
     redact: Sequence[str]
@@ -188,6 +192,8 @@ def _spans(findings: Sequence[Finding]) -> list[tuple[int, int, str]]:
 
 def _mask(text: str, findings: Sequence[Finding]) -> str:
     """Replace each finding's span in the original text by `<TYPE>`."""
+    if not findings:
+        return text
     out: list[str] = []
     last = 0
     for start, end, entity in _spans(findings):
@@ -212,25 +218,52 @@ def _key_segment(key: str) -> str:
 class _Scanner:
     """Scans each distinct text once per body, within the limits, and builds records."""
 
-    def __init__(self, tier: Tier, plan: _Plan, limits: Limits) -> None:
+    def __init__(
+        self, tier: Tier, plan: _Plan, limits: Limits, recognizers: tuple[CustomSpec, ...] = ()
+    ) -> None:
         self.tier = tier
         self.plan = plan
         self.limits = limits
+        self.recognizers = recognizers
         self.cache: dict[str, list[Finding]] = {}
+        self.pending: dict[str, None] = {}  # insertion-ordered set
         self.chars = 0
         self.records: dict[tuple[str, Part, str], Record] = {}
+
+    def add(self, text: str) -> None:
+        """Count a text against the limits; it is scanned with the others by `scan_pending`."""
+        if not text or not self.plan.actions or text in self.cache or text in self.pending:
+            return
+        self.chars += len(text)
+        if len(self.cache) + len(self.pending) >= self.limits.max_strings:
+            raise Unscannable(f"more than {self.limits.max_strings} distinct strings")
+        if self.chars > self.limits.max_chars:
+            raise Unscannable(f"more than {self.limits.max_chars} characters to scan")
+        self.pending[text] = None
+
+    def scan_pending(self) -> None:
+        """Scan every text added since, in one batch (one Presidio pass per recognizer)."""
+        texts = list(self.pending)
+        self.pending.clear()
+        if not texts:
+            return
+        try:
+            found = scan_texts(texts, self.tier, list(self.plan.actions),
+                               recognizers=self.recognizers)
+        except Exception as exc:  # analyzer fault: fail closed, never pass
+            raise Unscannable(f"analyzer failed: {type(exc).__name__}") from exc
+        self.cache.update(zip(texts, found, strict=True))
 
     def findings(self, text: str) -> list[Finding]:
         if not text or not self.plan.actions:
             return []
-        if text not in self.cache:
-            self.chars += len(text)
-            if len(self.cache) >= self.limits.max_strings:
-                raise Unscannable(f"more than {self.limits.max_strings} distinct strings")
-            if self.chars > self.limits.max_chars:
-                raise Unscannable(f"more than {self.limits.max_chars} characters to scan")
+        if text not in self.cache:  # a text body, or a string `_collect` did not see
+            self.add(text)
+            del self.pending[text]
             try:
-                self.cache[text] = scan_text(text, self.tier, list(self.plan.actions))
+                self.cache[text] = scan_text(
+                    text, self.tier, list(self.plan.actions), recognizers=self.recognizers
+                )
             except Exception as exc:  # analyzer fault: fail closed, never pass
                 raise Unscannable(f"analyzer failed: {type(exc).__name__}") from exc
         return self.cache[text]
@@ -248,6 +281,25 @@ class _Scanner:
 
     def verdict(self) -> Verdict:
         return Verdict.of(list(self.records.values()))
+
+
+def _collect(scanner: _Scanner, node: Any, depth: int = 0) -> None:
+    """Add every key, string and number of a parsed value to the scanner, in walk order."""
+    stack = [(node, depth)]
+    while stack:
+        item, level = stack.pop()
+        if level > scanner.limits.max_depth:
+            raise Unscannable(f"nested deeper than {scanner.limits.max_depth}")
+        if isinstance(item, dict):
+            for key in item:
+                scanner.add(key)
+            stack.extend((v, level + 1) for v in reversed(item.values()))
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in reversed(item))
+        elif isinstance(item, str):
+            scanner.add(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            scanner.add(_number_text(item))
 
 
 class _Walker:
@@ -350,6 +402,10 @@ def _ints(node: Any) -> Iterator[int]:
             yield item
 
 
+def _recognizers(settings: ResponseRules) -> tuple[CustomSpec, ...]:
+    return custom_specs(getattr(settings, "recognizers", None) or ())
+
+
 def scan_json(
     body: bytes, tier: Tier | str, settings: ResponseRules, limits: Limits = DEFAULT_LIMITS
 ) -> Result:
@@ -372,8 +428,13 @@ def scan_json(
         return Result(result.verdict, result.body, result.note or note)
     if any(not -(2**63) <= i < 2**64 for i in _ints(tree)):
         return _unscannable("integer beyond 64 bits")
-    scanner = _Scanner(Tier(tier), _Plan.of(settings), limits)
+    scanner = _Scanner(Tier(tier), _Plan.of(settings), limits, _recognizers(settings))
     try:
+        if scanner.plan.actions:
+            _collect(scanner, tree)
+            scanner.scan_pending()
+            if not any(scanner.cache.values()):  # nothing anywhere: no records, nothing masked
+                return Result(Verdict(Outcome.PASS), orjson.dumps(tree))
         redacted = _Walker(scanner).value(tree, ROOT, 0)
     except Unscannable as exc:
         return _unscannable(str(exc))
@@ -386,7 +447,7 @@ def scan_plain_text(
     """Scan a text body as one piece and redact it in place; records name the field `response`."""
     if len(body.encode("utf-8", "surrogatepass")) > limits.max_bytes:
         return _unscannable(f"body over {limits.max_bytes} bytes")
-    scanner = _Scanner(Tier(tier), _Plan.of(settings), limits)
+    scanner = _Scanner(Tier(tier), _Plan.of(settings), limits, _recognizers(settings))
     try:
         found = scanner.findings(body)
     except Unscannable as exc:

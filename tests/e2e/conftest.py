@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,9 +35,13 @@ def start_gateway(tmp: Path, policy: Path, upstream: Upstream,
     """`extra` flags may depend on the gateway's own ports: pass a function of it."""
     gh = Gatehouse(tmp / "state", policy, upstream)
     gh.extra = extra(gh) if callable(extra) else extra or []
-    agent_tokens = {name: gh.token("--agent", name) for name in agents}
-    people = {role: gh.token("--reviewer", f"{role}-person", "--role", role)
-              for role in ("reviewer", "responder", "auditor", "admin")}
+    roles = ("reviewer", "responder", "auditor", "admin")
+    wanted = [("--agent", name) for name in agents] + [
+        ("--reviewer", f"{role}-person", "--role", role) for role in roles]
+    with ThreadPoolExecutor(4) as pool:  # each `gatehouse token create` is its own process
+        tokens = list(pool.map(lambda args: gh.token(*args), wanted))
+    agent_tokens = dict(zip(agents, tokens, strict=False))
+    people = dict(zip(roles, tokens[len(agents):], strict=True))
     gh.start()
     return Running(gh, agent_tokens, people)
 

@@ -61,6 +61,8 @@ class Gatehouse:
         args = [GATEHOUSE, "run", "--policy", str(self.policy), "--state", str(self.state),
                 "--listen", f"127.0.0.1:{self.proxy_port}",
                 "--admin", f"127.0.0.1:{self.admin_port}", *self.extra]
+        if "--scan-workers" not in self.extra:
+            args += ["--scan-workers", "1"]  # 2 cores shared with the client and the upstream
         if self.upstream is not None:
             args += ["--upstream-ca", str(self.upstream.ca_file)]
             own = {pin.partition("=")[0] for pin in self.extra}  # the test's pins win

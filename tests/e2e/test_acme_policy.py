@@ -155,3 +155,24 @@ def test_curl_with_only_the_env_variables(acme: Running) -> None:
         ["curl", "-sS", "-X", "POST", "https://api.github.com/repos/acme/app/issues"],
         env=env, capture_output=True, text=True, timeout=30)
     assert '"type":"approval_pending"' in denied.stdout
+
+
+def test_responses_are_redacted_quarantined_or_skipped_as_the_policy_says(acme: Running) -> None:
+    """`responses:` of the reference policy: e-mail, phone and names replaced in place; an SSN
+    holds the whole response; model calls (`llm.call`) are not scanned. The upstream echoes the
+    request, so what the agent sends comes back in the response."""
+    with client(acme) as c:
+        redacted = c.get("https://api.github.com/repos/acme/app",
+                         params={"owner": "jane.doe@example.com"})
+        held = c.get("https://api.github.com/repos/acme/app", params={"ssn": "536-22-8726"})
+        model = c.post("https://api.openai.com/v1/chat/completions",
+                       json={"model": "gpt-x", "messages": [{"content": "ssn 536-22-8726"}]})
+    assert redacted.status_code == 200
+    assert "jane.doe" not in redacted.text
+    assert redacted.json()["query"].endswith("<EMAIL_ADDRESS>")
+    assert redacted.headers["X-Gatehouse-Response"] == "redacted"
+    assert held.status_code == 502
+    assert held.json()["error"]["type"] == "quarantined"
+    assert "536-22-8726" not in held.text
+    assert model.status_code == 200
+    assert "536-22-8726" in model.json()["body"]

@@ -2,13 +2,17 @@
 
 Tampering is done the way an intruder would, with raw SQL on the database file; the check is
 the operator's: `gatehouse audit verify`, which must exit non-zero naming the first bad record.
+The gateway signs checkpoints of the trail; an auditor verifies them, and an exported bundle,
+with their own copy of the public key.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import ssl
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +121,50 @@ def test_tampering_is_detected_and_named(trail: Running, tmp_path: Path, kind: s
     result = gh.cli("audit", "verify", check=False)
     assert result.returncode == 1
     assert message.format(last=last, gap=last - 3, a=last - 2) in result.stderr
+
+
+def test_the_gateway_signs_its_trail_with_a_private_key_only_it_can_read(
+        trail: Running, tmp_path: Path) -> None:
+    gh = copy_state(trail, tmp_path)
+    assert stat.S_IMODE((trail.gh.state / "audit-signing.key").stat().st_mode) == 0o600
+    auditor = tmp_path / "auditor.pub"
+    auditor.write_text(gh.cli("audit", "key").stdout)
+    result = gh.cli("audit", "verify", "--public-key", str(auditor))
+    with sqlite3.connect(gh.state / "audit.db") as db:
+        last = db.execute("SELECT max(seq) FROM audit").fetchone()[0]
+    # stopping the gateway signed its head
+    assert f"signed checkpoints good, the newest at record {last}" in result.stdout
+
+
+def test_a_cut_below_a_checkpoint_is_found_though_the_anchor_was_rewritten(
+        trail: Running, tmp_path: Path) -> None:
+    gh = copy_state(trail, tmp_path)
+    with sqlite3.connect(gh.state / "audit.db") as db:
+        last = db.execute("SELECT max(seq) FROM audit").fetchone()[0]
+        db.execute(f"DELETE FROM audit WHERE seq > {last - 2}")
+        seq, digest = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                                 ).fetchone()
+    (gh.state / "audit.head.json").write_text(json.dumps({"seq": seq, "hash": digest}))
+    result = gh.cli("audit", "verify", check=False)
+    assert result.returncode == 1
+    assert f"BROKEN at record {last - 1}: records {last - 1} to {last} were removed from the " \
+           "tail: the checkpoint signed at" in result.stderr
+
+
+def test_an_exported_bundle_verifies_offline_and_tampering_with_it_fails(
+        trail: Running, tmp_path: Path) -> None:
+    gh = copy_state(trail, tmp_path)
+    auditor = tmp_path / "auditor.pub"
+    auditor.write_text(gh.cli("audit", "key").stdout)
+    bundle = tmp_path / "trail.jsonl"
+    gh.cli("audit", "export", "--out", str(bundle))
+    shutil.rmtree(gh.state)  # offline: nothing of the gateway's is left but the bundle
+    result = gh.cli("audit", "verify", "--bundle", str(bundle), "--public-key", str(auditor))
+    assert "audit bundle ok: " in result.stdout and "bundle signature good" in result.stdout
+    bundle.write_text(bundle.read_text().replace("competitor", "partner"))
+    result = gh.cli("audit", "verify", "--bundle", str(bundle), "--public-key", str(auditor),
+                    check=False)
+    assert result.returncode == 1 and "audit bundle BROKEN at record" in result.stderr
 
 
 def test_a_call_whose_record_cannot_be_written_is_refused(

@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trustme
 from aiohttp import web
+
+from tests.e2e.canned import canned
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UPSTREAM_NAMES = [
     "api.github.com", "api.stripe.com", "hooks.slack.com", "slack.com", "api.sendgrid.com",
@@ -54,6 +59,15 @@ async def _echo(request: web.Request) -> web.Response:
     return web.json_response(seen)
 
 
+def _counted(handler: Handler) -> Handler:
+    """Count a canned answer's requests like the echo's, so tests see what reached upstream."""
+    async def count(request: web.Request) -> web.StreamResponse:
+        request.app[RECEIVED].append({"method": request.method, "path": request.path,
+                                      "query": request.query_string, "host": request.host})
+        return await handler(request)
+    return count
+
+
 def start_upstream(tmp: Path) -> tuple[Upstream, threading.Event]:
     """Serve on free ports in a daemon thread; set the returned event to stop."""
     ca = trustme.CA()
@@ -71,6 +85,7 @@ def start_upstream(tmp: Path) -> tuple[Upstream, threading.Event]:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         received: list[dict[str, object]] = []
         app[RECEIVED] = received
+        app.router.add_route("*", "/canned/{name}", _counted(canned))
         app.router.add_route("*", "/{tail:.*}", _echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

@@ -52,6 +52,12 @@ def head(path: Path) -> dict[str, object]:
     return orjson.loads((path.parent / "audit.head.json").read_bytes())
 
 
+def intact(report: VerifyReport) -> int:
+    """The records a report found intact, failing the test with its problem if it found one."""
+    assert (report.ok, report.first_bad_seq, report.problem) == (True, None, "")
+    return report.records
+
+
 # -- append and query ---------------------------------------------------------------------------
 
 
@@ -164,7 +170,7 @@ def test_records_survive_reopening_and_the_next_log_continues_the_chain(path: Pa
     with AuditLog(path) as second:
         assert second.append_sync(*RECORDS[3]).seq == 4
     assert [r["event"] for r in AuditLog(path).query()] == [e for e, _ in RECORDS[:4]]
-    assert verify(path) == VerifyReport(True, 4, None, "")
+    assert intact(verify(path)) == 4
 
 
 def test_two_logs_open_on_one_file_write_one_chain(path: Path) -> None:
@@ -172,7 +178,7 @@ def test_two_logs_open_on_one_file_write_one_chain(path: Path) -> None:
         seqs = [(gateway if n % 2 else cli).append_sync("call.decided", {"n": n}).seq
                 for n in range(10)]
     assert seqs == list(range(1, 11))
-    assert verify(path) == VerifyReport(True, 10, None, "")
+    assert intact(verify(path)) == 10
 
 
 def test_concurrent_appends_share_transactions_and_land_gapless(path: Path,
@@ -184,7 +190,7 @@ def test_concurrent_appends_share_transactions_and_land_gapless(path: Path,
     entries = asyncio.run(burst())
     assert sorted(e.seq for e in entries) == list(range(1, 501))
     assert log.commits < 50  # group commit: many records per transaction, not one each
-    assert verify(path) == VerifyReport(True, 500, None, "")
+    assert intact(verify(path)) == 500
     assert head(path) == {"seq": 500, "hash": max(entries, key=lambda e: e.seq).hash}
 
 
@@ -236,7 +242,7 @@ def test_two_processes_appending_at_once_write_one_verifiable_chain(path: Path) 
     start.touch()  # both are imported and open: they start together
     assert [child.wait(timeout=60) for child in children] == [0, 0]
 
-    assert verify(path) == VerifyReport(True, 300, None, "")
+    assert intact(verify(path)) == 300
     records = AuditLog(path).query(limit=1000)
     for who in ("cli", "gateway"):
         assert [r["n"] for r in records if r["actor"] == who] == list(range(150))
@@ -295,7 +301,7 @@ def test_the_log_recovers_without_a_gap_once_the_database_takes_writes_again(pat
         with locked_by_another_writer(path), pytest.raises(AuditError):
             log.append_sync("call.decided", DECIDED)
         assert log.append_sync("call.decided", DECIDED).seq == 1
-    assert verify(path) == VerifyReport(True, 1, None, "")
+    assert intact(verify(path)) == 1
 
 
 def test_a_log_that_cannot_be_opened_raises_audit_error(tmp_path: Path) -> None:
@@ -396,10 +402,11 @@ TAMPERING = [
 @pytest.mark.parametrize(("tamper", "report"), TAMPERING)
 def test_verify_names_the_first_tampered_record(
         path: Path, tamper: Callable[[sqlite3.Connection], None], report: VerifyReport) -> None:
-    with AuditLog(path) as log:
+    with AuditLog(path, checkpoint_every=4) as log:  # signed at 4, 8 and (closing) 10
         for n in range(1, 11):
             log.append_sync("call.decided", {"agent": "alice", "decision": "deny", "n": n})
-    assert verify(path) == VerifyReport(True, 10, None, "")
+    assert intact(verify(path)) == 10
+    assert verify(path).checkpoints == 3  # and still the chain names the first bad record
     with database(path) as db:
         tamper(db)
     assert verify(path) == report
@@ -426,7 +433,7 @@ def test_verify_needs_the_head_anchor(path: Path, anchor: bytes | None, problem:
 def test_verify_an_empty_log_a_missing_one_and_something_else(path: Path) -> None:
     assert verify(path) == VerifyReport(False, 0, None, f"there is no audit log at `{path}`")
     AuditLog(path).close()
-    assert verify(path) == VerifyReport(True, 0, None, "")
+    assert intact(verify(path)) == 0
     path.write_bytes(b"not a database" * 100)
     assert verify(path) == VerifyReport(False, 0, None, f"cannot read the audit log `{path}`: "
                                                         "file is not a database")

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.policy import PolicyError, Verdict, load_cases, load_cases_text, run_cases
+from gateway.policy import (
+    PolicyError,
+    Verdict,
+    load_cases,
+    load_cases_text,
+    load_policy_text,
+    run_cases,
+)
 
 from .conftest import ACME, NOW
 
@@ -132,3 +139,65 @@ def test_bad_cases_files(text: str, message: str) -> None:
 def test_a_missing_cases_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError):
         load_cases(tmp_path / "none.yaml")
+
+
+DLP_POLICY = """
+version: 1
+policy: dlp
+revision: "1"
+egress: { allow: [crm.example] }
+actions:
+  - type: crm.write
+    match: { method: POST, host: crm.example }
+rules:
+  - { id: crm-writes, when: { action: crm.write }, decision: allow }
+  - id: crm-no-ssn
+    when: { action: crm.write, request_contains: [US_SSN, CREDIT_CARD] }
+    decision: deny
+"""
+DLP_CASES = """
+cases:
+  - name: a clean note is allowed
+    request: { method: POST, url: https://crm.example/notes, json: { note: hello } }
+    expect: { decision: allow, rules: [crm-writes] }
+  - name: a note carrying an SSN is denied
+    request: { method: POST, url: https://crm.example/notes, json: { note: 078-05-1120 } }
+    request_contains: [US_SSN]
+    expect: { decision: deny, rules: [crm-no-ssn] }
+  - name: another entity type is not refused
+    request: { method: POST, url: https://crm.example/notes }
+    request_contains: IBAN_CODE
+    expect: { decision: allow }
+  - name: a body the gateway could not scan is refused
+    request: { method: POST, url: https://crm.example/notes, body: "%PDF-1.7" }
+    request_contains: unscanned
+    expect: { decision: deny, rules: [crm-no-ssn], matched: [crm-writes, crm-no-ssn] }
+"""
+
+
+def test_cases_state_what_the_scan_found_in_the_request() -> None:
+    cases = load_cases_text(DLP_CASES, "dlp.cases.yaml")
+    assert [c.call.request_entities for c in cases] == [
+        frozenset(), frozenset({"US_SSN"}), frozenset({"IBAN_CODE"}), None
+    ]
+    report = run_cases(load_policy_text(DLP_POLICY, "dlp.yaml"), cases, NOW)
+    assert report.ok, report.format()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("~", "c.yaml:4: cases[0].request_contains: write `[]` for a request the scan found "
+              "clean, or `unscanned`"),
+        ("[us_ssn]", "c.yaml:4: cases[0].request_contains[0]: entity `us_ssn` is not valid; "
+                     "write it like `EMAIL_ADDRESS`"),
+    ],
+)
+def test_bad_request_contains(value: str, message: str) -> None:
+    text = (
+        "cases:\n  - name: a\n    request: {url: 'https://x/'}\n"
+        f"    request_contains: {value}\n    expect: {{decision: deny}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        load_cases_text(text, "c.yaml")
+    assert str(err.value) == message

