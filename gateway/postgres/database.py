@@ -1,0 +1,93 @@
+"""One way to open Gatehouse's PostgreSQL state, for every store that lives in it.
+
+Opening connects once on its own (so an unreachable server is named plainly, not as a pool
+timeout), brings the schema to this version (`gateway.postgres.migrations`), then keeps a small
+pool whose connections are checked on checkout: a database that restarted is reconnected to by
+itself, and until then every call fails with a `StoreError` (the gateway fails closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from gateway.postgres.migrations import migrate
+from gateway.store import StoreError
+
+CONNECT_TIMEOUT_SECONDS = 5
+# as long as SQLite's busy timeout: a call waits this long for a free connection, then fails
+POOL_TIMEOUT_SECONDS = 5.0
+SCHEMES = ("postgresql", "postgres")
+
+Row = tuple[Any, ...]
+Connection = psycopg.Connection[Row]
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password (in the user part or the query), fit for messages."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host, query=query))
+
+
+class Database:
+    """A pool of connections to a PostgreSQL database whose schema is at this version.
+    `what` names the store in every error, as the SQLite stores do."""
+
+    def __init__(self, url: str, what: str, *, max_size: int = 4) -> None:
+        self.what = what
+        self.url = safe_url(url)
+        if urlsplit(url).scheme not in SCHEMES:
+            raise StoreError(f"cannot open the {what}: `{self.url}` is not a postgresql:// URL")
+        # named in pg_stat_activity, so an operator sees whose connections these are
+        settings = {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                    "application_name": f"gatehouse {what}"}
+        try:
+            with psycopg.connect(url, **settings) as first:
+                migrate(first)
+        except psycopg.OperationalError as e:
+            reason = " ".join(str(e).split()) or type(e).__name__  # libpq's lines as one
+            raise StoreError(
+                f"cannot open the {what}: PostgreSQL at `{self.url}` did not let Gatehouse in: "
+                f"{reason}; check that the server runs and that the URL's host, port, user "
+                "and database are right (create the database first with `createdb`)") from e
+        except psycopg.Error as e:
+            raise StoreError(f"cannot open the {what} at `{self.url}`: {e}") from e
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=max_size, open=False, name=what,
+            timeout=POOL_TIMEOUT_SECONDS, check=ConnectionPool.check_connection, num_workers=1,
+            kwargs={**settings, "autocommit": True})
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        except psycopg.Error as e:
+            self._pool.close()
+            raise StoreError(f"cannot open the {what} at `{self.url}`: {e}") from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on a pooled connection: committed when the block ends, rolled back
+        when it raises. Database errors become `StoreError`s; others pass through."""
+        try:
+            with self._pool.connection() as db, db.transaction():
+                yield db
+        except psycopg.Error as e:
+            raise StoreError(f"{self.what}: {e}") from e
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
+        with self.transaction() as db:
+            return db.execute(sql, args).fetchall()
+
+    def change(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Run one write; how many rows it touched."""
+        with self.transaction() as db:
+            return db.execute(sql, args).rowcount
+
+    def close(self) -> None:
+        self._pool.close()
