@@ -1,34 +1,52 @@
-"""The SQLite state store: tokens stored hashed, halts and policy snapshots kept."""
+"""The state store, on SQLite and on PostgreSQL: tokens stored hashed, halts and policy
+snapshots kept."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.halts import Halt
-from gateway.store import SQLiteStore, StoreError
-from gateway.tokens import Principal, Role, new_token
+from gateway.postgres.state import PostgresStateStore
+from gateway.store import SQLiteStore, StateStore, StoreError
+from gateway.tokens import Principal, Role, new_token, token_id
+from tests.gateway.postgres.places import BACKENDS, Place, place
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
+    with place(request, tmp_path / "state.db") as found:
+        yield found
+
+
+def open_store(where: Place) -> StateStore:
+    return where.open(SQLiteStore, PostgresStateStore)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    return SQLiteStore(tmp_path / "state.db")
+def store(where: Place) -> Iterator[StateStore]:
+    opened = open_store(where)
+    yield opened
+    opened.close()
 
 
 def test_a_token_is_found_by_its_hash_and_never_stored_in_clear(
-        store: SQLiteStore, tmp_path: Path) -> None:
+        store: StateStore, where: Place) -> None:
     token = new_token("agent")
     store.add_token("agent", "support-bot", None, token)
     assert store.find_token(token) == Principal("agent", "support-bot")
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")  # right id, wrong secret
     assert store.find_token(forged) is None
     assert store.find_token("gha_not-a-token") is None
-    store.close()
-    assert token.encode() not in (tmp_path / "state.db").read_bytes()
+    stored = where.contents()
+    assert str(token_id(token)).encode() in stored  # looking where the token's row is
+    assert token.encode() not in stored
 
 
-def test_people_carry_their_role(store: SQLiteStore) -> None:
+def test_people_carry_their_role(store: StateStore) -> None:
     token = new_token("person")
     store.add_token("person", "rex", Role.RESPONDER, token)
     rex = store.find_token(token)
@@ -40,20 +58,21 @@ def test_agents_may_nothing_on_the_admin_side() -> None:
     assert Principal("person", "root", Role.ADMIN).may(Role.REVIEWER)
 
 
-def test_halts_survive_reopening_and_lift_once(tmp_path: Path) -> None:
-    first = SQLiteStore(tmp_path / "state.db")
+def test_halts_survive_reopening_and_lift_once(where: Place) -> None:
+    first = open_store(where)
     first.add_halt(Halt("h_1", "agent", "bot", "loop", "rex", "2026-01-01T00:00:00.000000Z"))
     first.close()
-    second = SQLiteStore(tmp_path / "state.db")
+    second = open_store(where)
     assert [h.id for h in second.halts(active_only=True)] == ["h_1"]
     lifted = second.lift_halt("h_1", "rex")
     assert lifted is not None and lifted.lifted_by == "rex"
     assert second.lift_halt("h_1", "rex") is None
     assert second.halts(active_only=True) == []
     assert [h.id for h in second.halts(active_only=False)] == ["h_1"]
+    second.close()
 
 
-def test_snapshots_are_kept_with_their_text(store: SQLiteStore) -> None:
+def test_snapshots_are_kept_with_their_text(store: StateStore) -> None:
     store.record_snapshot("1.0:aaaaaaaaaaaa", "1.0", "p.yaml", "version: 1")
     store.record_snapshot("1.1:bbbbbbbbbbbb", "1.1", "p.yaml", "version: 1 # b")
     assert [s["snapshot_id"] for s in store.snapshots()] == ["1.0:aaaaaaaaaaaa",
@@ -66,3 +85,25 @@ def test_an_unreadable_store_says_so(tmp_path: Path) -> None:
     (tmp_path / "state.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the state store"):
         SQLiteStore(tmp_path / "state.db")
+
+
+def test_of_responders_lifting_a_halt_together_one_lifts_it(where: Place) -> None:
+    stores = [open_store(where) for _ in range(4)]
+    stores[0].add_halt(Halt("h_1", "all", "*", "loop", "rex", "2026-01-01T00:00:00.000000Z"))
+    gate = threading.Barrier(len(stores))
+    lifted: list[Halt | None] = []
+
+    def lift(store: StateStore, actor: str) -> None:
+        gate.wait()
+        lifted.append(store.lift_halt("h_1", actor))
+
+    threads = [threading.Thread(target=lift, args=(s, f"responder-{i}"))
+               for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [winner] = [h for h in lifted if h is not None]
+    assert stores[0].get_halt("h_1") == winner
+    for each in stores:
+        each.close()

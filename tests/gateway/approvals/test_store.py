@@ -1,10 +1,12 @@
-"""The SQLite pending store: held calls and their votes survive restarts, and every state change
-is a compare-and-set, so racing reviewers, expiry and forwarding yield exactly one outcome."""
+"""The pending store, on SQLite and on PostgreSQL: held calls and their votes survive restarts,
+and every state change is a compare-and-set, so racing reviewers, expiry and forwarding yield
+exactly one outcome."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,9 +15,12 @@ from pathlib import Path
 import pytest
 
 from gateway.approvals.model import HeldRequest, PendingItem, State, Vote, new_pending_id
-from gateway.approvals.store import PendingConflict, SQLitePendingStore
+from gateway.approvals.store import PendingConflict, PendingStore, SQLitePendingStore
 from gateway.clock import iso
+from gateway.postgres.pending import PostgresPendingStore
+from gateway.postgres.state import PostgresStateStore
 from gateway.store import SQLiteStore, StoreError
+from tests.gateway.postgres.places import BACKENDS, Place, place
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BODY = bytes(range(256)) + b"\x00\xff gzip-ish"
@@ -51,19 +56,30 @@ def deny(reviewer: str, reason: str = "wrong customer") -> Vote:
     return Vote(reviewer, "deny", reason, at(5), opened_at=at(1))
 
 
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "state" / "state.db"
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
+    with place(request, tmp_path / "state" / "state.db") as found:
+        yield found
+
+
+def open_store(where: Place) -> PendingStore:
+    return where.open(SQLitePendingStore, PostgresPendingStore)
 
 
 @pytest.fixture
-def store(path: Path) -> Iterator[SQLitePendingStore]:
-    opened = SQLitePendingStore(path)
+def store(where: Place) -> Iterator[PendingStore]:
+    opened = open_store(where)
     yield opened
     opened.close()
 
 
-def added(store: SQLitePendingStore, **changes: object) -> PendingItem:
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """For what only SQLite has: a file that can be spoiled, tables from older releases."""
+    return tmp_path / "state" / "state.db"
+
+
+def added(store: PendingStore, **changes: object) -> PendingItem:
     new = item(**changes)
     store.add(new)
     return new
@@ -72,20 +88,20 @@ def added(store: SQLitePendingStore, **changes: object) -> PendingItem:
 # --- keeping items -------------------------------------------------------------------------
 
 def test_an_item_comes_back_exactly_with_its_binary_body_and_non_ascii_params(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     kept = added(store)
     assert store.get(kept.id) == kept
     assert store.get("p_000000000000") is None
 
 
-def test_items_and_their_votes_survive_a_restart(path: Path) -> None:
-    first = SQLitePendingStore(path)
+def test_items_and_their_votes_survive_a_restart(where: Place) -> None:
+    first = open_store(where)
     kept = added(first, approvals_needed=2)
     first.opened(kept.id, "ann")
     first.vote(kept.id, approve("ann"), approvals_needed=2)
     first.close()
 
-    second = SQLitePendingStore(path)
+    second = open_store(where)
     found = second.get(kept.id)
     assert found == replace(kept, votes=(approve("ann"),))
     assert second.first_opened(kept.id, "ann") is not None
@@ -95,9 +111,9 @@ def test_items_and_their_votes_survive_a_restart(path: Path) -> None:
     second.close()
 
 
-def test_it_shares_the_state_database_with_the_state_store(path: Path) -> None:
-    state = SQLiteStore(path)
-    pending = SQLitePendingStore(path)
+def test_it_shares_the_state_database_with_the_state_store(where: Place) -> None:
+    state = where.open(SQLiteStore, PostgresStateStore)
+    pending = open_store(where)
     kept = added(pending)
     state.record_snapshot("1.0:aaaaaaaaaaaa", "1.0", "p.yaml", "version: 1")
     assert pending.get(kept.id) == kept
@@ -106,19 +122,19 @@ def test_it_shares_the_state_database_with_the_state_store(path: Path) -> None:
     state.close()
 
 
-def test_an_id_is_added_once(store: SQLitePendingStore) -> None:
+def test_an_id_is_added_once(store: PendingStore) -> None:
     kept = added(store)
     with pytest.raises(StoreError, match=f"`{kept.id}` already exists"):
         store.add(replace(kept, agent="other-bot"))
     assert store.get(kept.id) == kept
 
 
-def test_a_new_item_has_no_votes(store: SQLitePendingStore) -> None:
+def test_a_new_item_has_no_votes(store: PendingStore) -> None:
     with pytest.raises(ValueError, match="no votes yet"):
         store.add(item(votes=(approve("ann"),)))
 
 
-def test_params_that_are_not_json_are_refused_clearly(store: SQLitePendingStore) -> None:
+def test_params_that_are_not_json_are_refused_clearly(store: PendingStore) -> None:
     with pytest.raises(StoreError, match="params are not JSON"):
         store.add(item(params={"when": datetime}))
 
@@ -129,8 +145,8 @@ def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
         SQLitePendingStore(tmp_path / "state.db")
 
 
-def test_a_closed_store_raises_a_store_error(path: Path) -> None:
-    closed = SQLitePendingStore(path)
+def test_a_closed_store_raises_a_store_error(where: Place) -> None:
+    closed = open_store(where)
     closed.close()
     with pytest.raises(StoreError, match="pending store"):
         closed.get("p_000000000000")
@@ -147,19 +163,19 @@ def test_a_closed_store_raises_a_store_error(path: Path) -> None:
     (State.CANCELLED, True),
 ])
 def test_a_retry_attaches_to_its_item_unless_that_approval_was_used(
-        store: SQLitePendingStore, state: State, reused: bool) -> None:
+        store: PendingStore, state: State, reused: bool) -> None:
     kept = added(store, state=state)
     found = store.find_reusable("support-bot", kept.request_hash)
     assert (found == kept) if reused else (found is None)
 
 
-def test_a_retry_never_attaches_across_agents_or_requests(store: SQLitePendingStore) -> None:
+def test_a_retry_never_attaches_across_agents_or_requests(store: PendingStore) -> None:
     kept = added(store)
     assert store.find_reusable("other-bot", kept.request_hash) is None
     assert store.find_reusable("support-bot", "cd" * 32) is None
 
 
-def test_a_retry_attaches_to_the_newest_item(store: SQLitePendingStore) -> None:
+def test_a_retry_attaches_to_the_newest_item(store: PendingStore) -> None:
     added(store, minute=0, state=State.CONSUMED)
     added(store, minute=1)
     newest = added(store, minute=3, state=State.DENIED)
@@ -169,7 +185,7 @@ def test_a_retry_attaches_to_the_newest_item(store: SQLitePendingStore) -> None:
 
 # --- votes -----------------------------------------------------------------------------------
 
-def test_two_approvals_need_two_distinct_reviewers(store: SQLitePendingStore) -> None:
+def test_two_approvals_need_two_distinct_reviewers(store: PendingStore) -> None:
     kept = added(store, approvals_needed=2)
     after_one = store.vote(kept.id, approve("ann"), approvals_needed=2)
     assert (after_one.state, after_one.approvals, after_one.decided_at) == (State.PENDING, 1,
@@ -187,7 +203,7 @@ def test_two_approvals_need_two_distinct_reviewers(store: SQLitePendingStore) ->
 
 
 @pytest.mark.parametrize("second", [approve("ann"), deny("ann")], ids=["approve", "deny"])
-def test_a_reviewer_votes_once(store: SQLitePendingStore, second: Vote) -> None:
+def test_a_reviewer_votes_once(store: PendingStore, second: Vote) -> None:
     kept = added(store, approvals_needed=2)
     store.vote(kept.id, approve("ann"), approvals_needed=2)
     with pytest.raises(PendingConflict, match="one vote per reviewer"):
@@ -195,7 +211,7 @@ def test_a_reviewer_votes_once(store: SQLitePendingStore, second: Vote) -> None:
     assert store.get(kept.id) == replace(kept, votes=(approve("ann"),))
 
 
-def test_a_deny_after_an_approval_is_final(store: SQLitePendingStore) -> None:
+def test_a_deny_after_an_approval_is_final(store: PendingStore) -> None:
     kept = added(store, approvals_needed=2)
     store.vote(kept.id, approve("ann"), approvals_needed=2)
     denied = store.vote(kept.id, deny("bo", "not this customer"), approvals_needed=2)
@@ -207,7 +223,7 @@ def test_a_deny_after_an_approval_is_final(store: SQLitePendingStore) -> None:
 
 @pytest.mark.parametrize("state", [State.APPROVED, State.CONSUMED, State.DENIED, State.EXPIRED,
                                    State.CANCELLED])
-def test_votes_on_a_decided_item_conflict(store: SQLitePendingStore, state: State) -> None:
+def test_votes_on_a_decided_item_conflict(store: PendingStore, state: State) -> None:
     kept = added(store, state=state)
     for vote in (approve("ann"), deny("ann")):
         with pytest.raises(PendingConflict) as conflict:
@@ -216,14 +232,14 @@ def test_votes_on_a_decided_item_conflict(store: SQLitePendingStore, state: Stat
     assert store.get(kept.id) == kept
 
 
-def test_a_verdict_is_approve_or_deny(store: SQLitePendingStore) -> None:
+def test_a_verdict_is_approve_or_deny(store: PendingStore) -> None:
     kept = added(store)
     with pytest.raises(ValueError, match="unknown verdict `maybe`"):
         store.vote(kept.id, Vote("ann", "maybe", "", at(5), None), approvals_needed=1)
 
 
 def test_an_unknown_item_is_a_key_error_for_votes_opens_and_finishing(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     with pytest.raises(KeyError, match="p_000000000000"):
         store.vote("p_000000000000", approve("ann"), approvals_needed=1)
     with pytest.raises(KeyError):
@@ -235,7 +251,7 @@ def test_an_unknown_item_is_a_key_error_for_votes_opens_and_finishing(
 
 # --- review time -------------------------------------------------------------------------------
 
-def test_the_first_opening_is_kept(store: SQLitePendingStore) -> None:
+def test_the_first_opening_is_kept(store: PendingStore) -> None:
     kept = added(store)
     assert store.first_opened(kept.id, "ann") is None
     first = store.opened(kept.id, "ann")
@@ -247,7 +263,7 @@ def test_the_first_opening_is_kept(store: SQLitePendingStore) -> None:
 
 # --- forwarding, expiry, cancellation ------------------------------------------------------------
 
-def test_an_approved_item_is_consumed_once(store: SQLitePendingStore) -> None:
+def test_an_approved_item_is_consumed_once(store: PendingStore) -> None:
     kept = added(store)
     assert store.consume(kept.id) is False  # still pending
     store.vote(kept.id, approve("ann"), approvals_needed=1)
@@ -264,7 +280,7 @@ def test_an_approved_item_is_consumed_once(store: SQLitePendingStore) -> None:
     ((State.PENDING, State.APPROVED), State.DENIED),
 ])
 def test_finish_moves_an_item_only_from_an_expected_state(
-        store: SQLitePendingStore, expected: tuple[State, ...], to: State) -> None:
+        store: PendingStore, expected: tuple[State, ...], to: State) -> None:
     kept = added(store)
     done = store.finish(kept.id, to, "no reviewer in time", expected=expected)
     assert (done.state, done.outcome_reason) == (to, "no reviewer in time")
@@ -276,7 +292,7 @@ def test_finish_moves_an_item_only_from_an_expected_state(
 
 
 def test_a_changed_policy_may_deny_an_approved_item_before_it_is_forwarded(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     kept = added(store)
     store.vote(kept.id, approve("ann"), approvals_needed=1)
     with pytest.raises(PendingConflict, match="is approved, not pending"):
@@ -288,14 +304,14 @@ def test_a_changed_policy_may_deny_an_approved_item_before_it_is_forwarded(
 
 
 @pytest.mark.parametrize("to", [State.PENDING, State.CONSUMED])
-def test_finish_neither_reopens_nor_consumes(store: SQLitePendingStore, to: State) -> None:
+def test_finish_neither_reopens_nor_consumes(store: PendingStore, to: State) -> None:
     kept = added(store)
     with pytest.raises(ValueError, match=f"cannot be finished as {to.value}"):
         store.finish(kept.id, to, "no")
 
 
 def test_due_lists_pending_items_whose_time_is_up_soonest_first(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     later = added(store, minute=10)  # expires at 70
     sooner = added(store, minute=0)  # expires at 60
     added(store, minute=20)  # expires at 80: not yet
@@ -308,7 +324,7 @@ def test_due_lists_pending_items_whose_time_is_up_soonest_first(
 
 # --- escalation and notices ------------------------------------------------------------------
 
-def test_escalating_moves_the_route_and_keeps_the_ones_before(store: SQLitePendingStore) -> None:
+def test_escalating_moves_the_route_and_keeps_the_ones_before(store: PendingStore) -> None:
     kept = added(store, escalate_at=at(20), expiry_notice_at=at(48))
     first = store.escalate(kept.id, "ops", from_level=0, escalate_at=at(40))
     assert (first.route, first.earlier_routes, first.escalation_level) == \
@@ -324,21 +340,21 @@ def test_escalating_moves_the_route_and_keeps_the_ones_before(store: SQLitePendi
 
 
 def test_an_item_never_routed_keeps_that_among_its_earlier_routes(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     kept = added(store, route=None)
     moved = store.escalate(kept.id, "ops", from_level=0, escalate_at=None)
     assert moved.earlier_routes == (None,) and moved.reviewer_groups == (None, "ops")
 
 
 @pytest.mark.parametrize("state", [State.APPROVED, State.DENIED, State.EXPIRED])
-def test_a_decided_item_does_not_escalate(store: SQLitePendingStore, state: State) -> None:
+def test_a_decided_item_does_not_escalate(store: PendingStore, state: State) -> None:
     kept = added(store, state=state)
     with pytest.raises(PendingConflict, match="not escalated"):
         store.escalate(kept.id, "ops", from_level=0, escalate_at=None)
     assert store.get(kept.id) == kept
 
 
-def test_an_item_escalates_once_per_level(stores: list[SQLitePendingStore]) -> None:
+def test_an_item_escalates_once_per_level(stores: list[PendingStore]) -> None:
     kept = added(stores[0])
     results = race(8, lambda i: stores[i].escalate(kept.id, f"group-{i}", from_level=0,
                                                    escalate_at=None))
@@ -347,7 +363,7 @@ def test_an_item_escalates_once_per_level(stores: list[SQLitePendingStore]) -> N
     assert stores[0].get(kept.id) == moved and moved.escalation_level == 1
 
 
-def test_escalations_due_lists_pending_items_past_their_time(store: SQLitePendingStore) -> None:
+def test_escalations_due_lists_pending_items_past_their_time(store: PendingStore) -> None:
     later = added(store, escalate_at=at(30))
     sooner = added(store, escalate_at=at(20))
     added(store)  # never escalates
@@ -359,7 +375,7 @@ def test_escalations_due_lists_pending_items_past_their_time(store: SQLitePendin
     assert store.get(sooner.id) == replace(sooner, escalate_at=None)
 
 
-def test_an_expiry_notice_is_taken_once(stores: list[SQLitePendingStore]) -> None:
+def test_an_expiry_notice_is_taken_once(stores: list[PendingStore]) -> None:
     kept = added(stores[0], expiry_notice_at=at(48))
     added(stores[0], expiry_notice_at=at(10), state=State.APPROVED)
     assert stores[0].expiry_notices_due(at(47)) == []
@@ -412,17 +428,18 @@ def race(count: int, work: Callable[[int], object]) -> list[object]:
 
 
 @pytest.fixture(params=["one store", "a store per thread"])
-def stores(request: pytest.FixtureRequest, path: Path) -> Iterator[list[SQLitePendingStore]]:
-    """Eight handles: one shared connection, or eight connections to the same file."""
-    opened = [SQLitePendingStore(path)]
+def stores(request: pytest.FixtureRequest, where: Place) -> Iterator[list[PendingStore]]:
+    """Eight handles: one shared store, or eight stores on the same file or database (as
+    several gateway processes would have)."""
+    opened = [open_store(where)]
     opened += [opened[0]] * 7 if request.param == "one store" else [
-        SQLitePendingStore(path) for _ in range(7)]
+        open_store(where) for _ in range(7)]
     yield opened
     for each in set(opened):
         each.close()
 
 
-def test_consume_is_exactly_once_under_a_race(stores: list[SQLitePendingStore]) -> None:
+def test_consume_is_exactly_once_under_a_race(stores: list[PendingStore]) -> None:
     for _ in range(5):
         kept = added(stores[0])
         stores[0].vote(kept.id, approve("ann"), approvals_needed=1)
@@ -431,7 +448,7 @@ def test_consume_is_exactly_once_under_a_race(stores: list[SQLitePendingStore]) 
 
 
 def test_racing_approvals_and_denials_give_exactly_one_outcome(
-        stores: list[SQLitePendingStore]) -> None:
+        stores: list[PendingStore]) -> None:
     verdicts = [approve, deny] * 4
     for _ in range(5):
         kept = added(stores[0])
@@ -451,7 +468,7 @@ def test_racing_approvals_and_denials_give_exactly_one_outcome(
 
 
 def test_expiry_racing_a_vote_gives_exactly_one_outcome(
-        stores: list[SQLitePendingStore]) -> None:
+        stores: list[PendingStore]) -> None:
     kept = added(stores[0])
 
     def act(i: int) -> object:
@@ -466,10 +483,17 @@ def test_expiry_racing_a_vote_gives_exactly_one_outcome(
     assert stores[0].get(kept.id) == winners[0]
 
 
+def test_racing_assignments_never_pass_a_reviewers_cap(stores: list[PendingStore]) -> None:
+    items = [added(stores[0]) for _ in range(8)]
+    results = race(8, lambda i: stores[i].assign(items[i].id, ["ann", "bo"], cap=2))
+    assignees = [r.assigned_to for r in results if isinstance(r, PendingItem)]
+    assert Counter(assignees) == {"ann": 2, "bo": 2, None: 4}
+
+
 # --- lists -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def queue(store: SQLitePendingStore) -> SQLitePendingStore:
+def queue(store: PendingStore) -> PendingStore:
     """a: pending mail of support-bot; b: approved deploy of ops-bot; c: denied mail of ops-bot;
     d: pending mail of ops-bot for another group; created in that order."""
     added(store, id="p_a", minute=0)
@@ -493,11 +517,11 @@ def queue(store: SQLitePendingStore) -> SQLitePendingStore:
     ({"agent": "nobody"}, []),
 ])
 def test_lists_filter_and_come_oldest_first(
-        queue: SQLitePendingStore, filters: dict[str, object], ids: list[str]) -> None:
+        queue: PendingStore, filters: dict[str, object], ids: list[str]) -> None:
     assert [i.id for i in queue.list(**filters)] == ids  # type: ignore[arg-type]
 
 
-def test_listed_items_carry_their_votes_oldest_first(queue: SQLitePendingStore) -> None:
+def test_listed_items_carry_their_votes_oldest_first(queue: PendingStore) -> None:
     queue.vote("p_a", approve("ann"), approvals_needed=3)
     queue.vote("p_d", approve("cy"), approvals_needed=3)
     queue.vote("p_a", approve("bo"), approvals_needed=3)
@@ -529,7 +553,7 @@ def test_a_state_database_from_before_queue_health_is_upgraded(path: Path) -> No
 
 
 def test_a_second_review_keeps_the_item_pending_for_one_more_approval_once(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     kept = added(store)
     drawn = store.vote(kept.id, approve("ann"), approvals_needed=1, second_review=True)
     assert (drawn.state, drawn.second_review, drawn.approvals_needed) == (State.PENDING, True, 2)
@@ -538,7 +562,7 @@ def test_a_second_review_keeps_the_item_pending_for_one_more_approval_once(
 
 
 def test_assignment_only_counts_open_items_and_leaves_decided_ones_alone(
-        store: SQLitePendingStore) -> None:
+        store: PendingStore) -> None:
     one, two = added(store), added(store)
     assert store.assign(one.id, ["ann"], cap=1).assigned_to == "ann"
     assert store.assign(two.id, ["ann"], cap=1).assigned_to is None  # ann is at the cap
@@ -547,7 +571,7 @@ def test_assignment_only_counts_open_items_and_leaves_decided_ones_alone(
     assert store.assign(one.id, ["bo"], cap=1).assigned_to == "ann"  # decided: unchanged
 
 
-def test_queue_entries_are_open_items_and_recent_decisions(store: SQLitePendingStore) -> None:
+def test_queue_entries_are_open_items_and_recent_decisions(store: PendingStore) -> None:
     waiting, decided = added(store), added(store)
     store.vote(decided.id, approve("ann"), approvals_needed=1)
     assert [e.state for e in store.queue_entries("2000-01-01T00:00:00Z")] == [

@@ -89,8 +89,8 @@ class Place:
 
     def contents(self) -> bytes:
         """Everything stored, as raw as the backend keeps it (to look for what must not be)."""
-        if self.url is None:
-            return self.path.read_bytes()
+        if self.url is None:  # the file with its write-ahead log
+            return b"".join(f.read_bytes() for f in self.path.parent.glob(f"{self.path.name}*"))
         with connect(self.url) as db:
             tables = db.execute("SELECT table_name FROM information_schema.tables "
                                 "WHERE table_schema = current_schema()").fetchall()
