@@ -13,7 +13,7 @@ from addons.audit import Audit
 from addons.decide import Decide
 from addons.egress import Egress
 from addons.enforce import Enforce
-from addons.halt import HaltCheck
+from addons.halt import HaltCheck, HaltStreams
 from addons.hold import Hold
 from addons.identify import Identify
 from addons.release import QuarantineRetry
@@ -32,5 +32,6 @@ def pipeline(services: Services) -> list[object]:
         Egress(services.policy, services.address_guard),
         ScanResponses(services.policy, services.scanner, services.quarantine, services.audit,
                       services.metrics),
+        HaltStreams(services.halts, services.audit),
         Audit(services.audit, services.metrics, services.notifier),
     ]

@@ -116,6 +116,7 @@ class Gateway:
             await web.TCPSite(self._admin, settings.admin[0], settings.admin[1]).start()
             write_ca_bundle(settings.state_dir)
             self.services.notifier.start()
+            await self.services.halts.announce_start()
             start_scanning(self.services)
             self._watcher = asyncio.create_task(housekeeping(self.services))
             log.info("gatehouse proxy on %s:%d, admin API on http://%s:%d, policy %s",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.approvals.grant_service import GrantService
 from gateway.approvals.grants import SQLiteGrantStore
-from gateway.approvals.notify import Notifier
+from gateway.approvals.notify import Notifier, halt_message
 from gateway.approvals.service import ApprovalService
 from gateway.approvals.store import SQLitePendingStore
 from gateway.audit import AuditLog
@@ -88,6 +88,9 @@ def open_services(settings: Settings) -> Services:
     approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts, notifier,
                                 metrics, scanner=scanner)
     halts.on_set.append(lambda _halt: approvals.wake_all())
+    for listener, lifted in ((halts.on_set, False), (halts.on_lift, True)):
+        listener.append(lambda halt, lifted=lifted: notifier.send(halt_message(
+            halt, lifted=lifted, waiting=[item.id for item in approvals.waiting_under(halt)])))
     grants = GrantService(SQLiteGrantStore(state_db), audit)
     quarantine = QuarantineService(SQLiteQuarantineStore(state_db),
                                    EvidenceStore(settings.state_dir / "evidence"), audit)

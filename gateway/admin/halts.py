@@ -14,13 +14,13 @@ from gateway.tokens import Role
 async def list_halts(request: web.Request) -> web.Response:
     principal(request)
     active_only = request.query.get("active", "true").lower() != "false"
-    halts = request.app[SERVICES].store.halts(active_only=active_only)
+    halts = request.app[SERVICES].halts.list(active_only=active_only)
     return json_response({"items": [h.to_json() for h in halts]})
 
 
 async def get_halt(request: web.Request) -> web.Response:
     principal(request)
-    halt = request.app[SERVICES].store.get_halt(request.match_info["id"])
+    halt = request.app[SERVICES].halts.get(request.match_info["id"])
     if halt is None:
         raise api_error(404, "not_found", f"no halt `{request.match_info['id']}`")
     return json_response(halt.to_json())
@@ -45,9 +45,12 @@ async def set_halt(request: web.Request) -> web.Response:
 async def lift_halt(request: web.Request) -> web.Response:
     actor = principal(request, Role.RESPONDER)
     halt_id = request.match_info["id"]
-    halt = await request.app[SERVICES].halts.lift(halt_id, actor.name)
+    try:
+        halt = await request.app[SERVICES].halts.lift(halt_id, actor.name)
+    except HaltError as e:
+        raise api_error(409, "conflict", str(e)) from e
     if halt is None:
-        if request.app[SERVICES].store.get_halt(halt_id) is None:
+        if request.app[SERVICES].halts.get(halt_id) is None:
             raise api_error(404, "not_found", f"no halt `{halt_id}`")
         raise api_error(409, "conflict", f"halt `{halt_id}` was already lifted")
     return json_response(halt.to_json())

@@ -1,7 +1,8 @@
 """Webhook notifications about held calls: Slack-compatible JSON, sent in the background.
 
 Reviewers hear of a new item, an escalation, an item drawn for a second review, an item about
-to expire, and every outcome (approved, denied, expired, consumed); and of calls a playbook rule
+to expire, and every outcome (approved, denied, expired, consumed); of halts set and lifted,
+with the held calls whose reviews must wait; and of calls a playbook rule
 (`notify: true`) let through without review, which are already on their way when the message is
 queued. Each message is Slack's incoming-webhook shape (`text`
 and `blocks`) with a machine-readable `gatehouse` object beside them, POSTed to every URL the
@@ -37,6 +38,7 @@ import orjson
 
 from gateway.approvals.model import PendingItem
 from gateway.audit import AuditError, AuditLog
+from gateway.halts import Halt
 
 log = logging.getLogger("gatehouse.notify")
 
@@ -107,15 +109,9 @@ def message(event: Event, item: PendingItem, *, at: str, on_timeout: str) -> dic
         group += f", assigned to `{_slack(item.assigned_to)}`"
     summary = (f"`{_slack(item.agent)}` wants `{_slack(item.action)}` (tier {item.tier}, "
                f"{group}): {_slack(item.reason)}")
-    return {
-        "text": f"Gatehouse: {headline}. {summary}",
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*\n{summary}"}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                f"`{item.id}` · {admin_path(item.id)} · expires {item.expires_at}")}]},
-        ],
-        "gatehouse": facts,
-    }
+    return _slack_message(headline, summary,
+                          f"`{item.id}` · {admin_path(item.id)} · expires {item.expires_at}",
+                          facts)
 
 
 def allowed_message(*, agent: str, tenant: str | None, action: str, verdict: str,
@@ -127,17 +123,42 @@ def allowed_message(*, agent: str, tenant: str | None, action: str, verdict: str
     rules = ", ".join(f"`{_slack(rule)}`" for rule in rule_ids)
     headline = f"Allowed by playbook rule {rules}"
     summary = f"`{_slack(agent)}` did `{_slack(action)}`: {_slack(reason)}"
+    context = f"request `{_slack(request_id)}` · /v1/audit · {at}"
+    return _slack_message(headline, summary, context, {
+        "event": Event.ALLOWED.value, "pending_id": None, "agent": agent, "tenant": tenant,
+        "action": action, "verdict": verdict, "rule_ids": list(rule_ids), "reason": reason,
+        "request_id": request_id, "snapshot_id": snapshot_id, "at": at})
+
+
+def halt_message(halt: Halt, *, lifted: bool, waiting: Sequence[str]) -> dict[str, object]:
+    """What is POSTed when a halt is set or lifted: its scope, and the held calls in it, whose
+    reviews wait (approving them is refused) until it is lifted."""
+    scope = "everything" if halt.scope == "all" else f"{halt.scope} `{_slack(halt.target)}`"
+    if lifted:
+        headline = f"Resumed: {scope} (halt lifted by {_slack(halt.lifted_by)})"
+        waits = f"{len(waiting)} held call(s) in its scope may be reviewed again"
+    else:
+        headline = f"HALTED: {scope}, by {_slack(halt.actor)}"
+        waits = (f"{len(waiting)} held call(s) in its scope: in-flight reviews must wait, "
+                 "approvals are refused until it is lifted")
+    summary = f"{_slack(halt.reason)}. {waits}."
+    at = halt.lifted_at if lifted else halt.created_at
+    context = f"`{halt.id}` · /v1/halts/{halt.id} · {at}"
+    return _slack_message(headline, summary, context, {
+        "event": "resumed" if lifted else "halted", **halt.to_json(),
+        "waiting_pending_ids": list(waiting)})
+
+
+def _slack_message(headline: str, summary: str, context: str,
+                   facts: dict[str, object]) -> dict[str, object]:
+    """Slack's incoming-webhook shape (`text`, `blocks`), with the facts for machines beside."""
     return {
         "text": f"Gatehouse: {headline}. {summary}",
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*\n{summary}"}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                f"request `{_slack(request_id)}` · /v1/audit · {at}")}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
         ],
-        "gatehouse": {"event": Event.ALLOWED.value, "pending_id": None, "agent": agent,
-                      "tenant": tenant, "action": action, "verdict": verdict,
-                      "rule_ids": list(rule_ids), "reason": reason, "request_id": request_id,
-                      "snapshot_id": snapshot_id, "at": at},
+        "gatehouse": facts,
     }
 
 

@@ -32,6 +32,7 @@ from gateway.audit import AuditLog
 from gateway.clock import iso, utc_now, utc_now_iso
 from gateway.content import UndecodableBody, decode_body
 from gateway.halt_service import HaltService
+from gateway.halts import Halt, HaltBoard
 from gateway.metrics import Metrics
 from gateway.policy import Verdict, evaluate
 from gateway.policy.decide import dlp_entities
@@ -149,6 +150,14 @@ class ApprovalService:
         """A halt was set: held connections re-check it at once."""
         for item_id in list(self._waiters):
             self.wake(item_id)
+
+    def waiting_under(self, halt: Halt) -> list[PendingItem]:
+        """The undecided items a halt covers (or covered, once lifted): their reviews wait
+        while it is in force."""
+        board = HaltBoard([dataclasses.replace(halt, lifted_at=None, lifted_by=None)])
+        return [item for item in self.store.list(states=[State.PENDING], limit=10_000)
+                if board.match(agent=item.agent, tenant=item.tenant, host=item.request.host,
+                               action=item.action)]
 
     def consume(self, item_id: str) -> bool:
         consumed = self.store.consume(item_id)

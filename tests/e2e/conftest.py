@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,21 @@ class Running:
 
     def proxy(self, agent: str) -> str:
         return self.gh.proxy_url(agent, self.agents[agent])
+
+    def audit(self, event: str) -> list[dict[str, object]]:
+        """The audit records of `event`, read through the admin API as the auditor."""
+        return self.gh.admin_call("GET", f"/v1/audit?event={event}&limit=1000",
+                                  self.people["auditor"]).json()["items"]
+
+    def wait_for_audit(self, event: str, seconds: float = 15,
+                       **fields: object) -> dict[str, object]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for record in self.audit(event):
+                if all(record.get(k) == v for k, v in fields.items()):
+                    return record
+            time.sleep(0.1)
+        raise AssertionError(f"no `{event}` record with {fields}")
 
 
 def start_gateway(tmp: Path, policy: Path, upstream: Upstream,

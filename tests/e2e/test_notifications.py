@@ -95,18 +95,11 @@ class Notified:
                                           self.reviewers[who], json={"reason": reason})
 
     def audit(self, event: str) -> list[dict[str, object]]:
-        return self.running.gh.admin_call("GET", f"/v1/audit?event={event}&limit=1000",
-                                          self.running.people["auditor"]).json()["items"]
+        return self.running.audit(event)
 
     def wait_for_audit(self, event: str, seconds: float = 15,
                        **fields: object) -> dict[str, object]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for record in self.audit(event):
-                if all(record.get(k) == v for k, v in fields.items()):
-                    return record
-            time.sleep(0.1)
-        raise AssertionError(f"no `{event}` record with {fields}")
+        return self.running.wait_for_audit(event, seconds, **fields)
 
 
 def start(tmp: Path, upstream: Upstream, webhooks: list[str], expire_after: str = "1h",

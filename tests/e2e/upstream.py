@@ -59,6 +59,24 @@ async def _echo(request: web.Request) -> web.Response:
     return web.json_response(seen)
 
 
+async def _ticker(request: web.Request) -> web.StreamResponse:
+    """An event stream that stays open: `count` events `interval` seconds apart (an LLM
+    streaming its answer, an MCP server pushing progress)."""
+    request.app[RECEIVED].append({"method": request.method, "path": request.path,
+                                  "query": request.query_string, "host": request.host})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    for i in range(int(request.query.get("count", "50"))):
+        try:
+            await response.write(f"data: tick {i}\n\n".encode())
+        except ConnectionError:
+            break
+        await asyncio.sleep(float(request.query.get("interval", "0.1")))
+    await response.write_eof()
+    return response
+
+
 def _counted(handler: Handler) -> Handler:
     """Count a canned answer's requests like the echo's, so tests see what reached upstream."""
     async def count(request: web.Request) -> web.StreamResponse:
@@ -86,6 +104,7 @@ def start_upstream(tmp: Path) -> tuple[Upstream, threading.Event]:
         received: list[dict[str, object]] = []
         app[RECEIVED] = received
         app.router.add_route("*", "/canned/{name}", _counted(canned))
+        app.router.add_get("/ticker", _ticker)
         app.router.add_route("*", "/{tail:.*}", _echo)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

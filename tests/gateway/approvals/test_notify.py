@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -20,10 +21,12 @@ from gateway.approvals.notify import (
     Notifier,
     allowed_message,
     check_url,
+    halt_message,
     message,
     url_host,
 )
 from gateway.audit import AuditLog
+from gateway.halts import Halt
 
 AT = "2026-01-01T00:00:00.000000Z"
 SECRET_PATH = "/services/T000/B000/very-secret"
@@ -141,6 +144,22 @@ def test_agent_chosen_text_cannot_mention_the_channel_or_forge_a_link() -> None:
     assert "<!channel>" not in shown and "<http://evil" not in shown
     assert "mcp.&lt;!channel&gt;" in shown and "&amp; more" in shown
     assert sent["gatehouse"]["action"] == "mcp.<!channel>"  # type: ignore[index]
+
+
+def test_a_halt_message_names_its_scope_and_the_reviews_that_wait() -> None:
+    halt = Halt(id="h_1", scope="agent", target="bot-<!here>", reason="runaway *loop*",
+                actor="rita", created_at=AT)
+    sent = halt_message(halt, lifted=False, waiting=["p_1", "p_2"])
+    assert sent["text"].startswith("Gatehouse: HALTED: agent `bot-&lt;!here&gt;`, by rita")
+    assert "2 held call(s)" in sent["text"] and "approvals are refused" in sent["text"]
+    assert "*loop*" not in sent["text"]  # the reason cannot format the message
+    assert sent["gatehouse"] == {**halt.to_json(), "event": "halted",
+                                 "waiting_pending_ids": ["p_1", "p_2"]}
+    resumed = halt_message(replace(halt, lifted_at=AT, lifted_by="rex"), lifted=True,
+                           waiting=["p_1"])
+    assert resumed["text"].startswith("Gatehouse: Resumed: agent")
+    assert "lifted by rex" in resumed["text"] and "may be reviewed again" in resumed["text"]
+    assert resumed["gatehouse"]["event"] == "resumed"  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("event", "changes", "on_timeout", "words"), [
