@@ -8,6 +8,7 @@ pass on a grant, and a param that cannot be read never matches (a grant is an al
 
 from __future__ import annotations
 
+import abc
 import re
 import secrets
 import sqlite3
@@ -115,7 +116,38 @@ _COLUMNS = ("id, agent, action, params, reason, created_by, created_at, expires_
             "uses, revoked_at")
 
 
-class SQLiteGrantStore:
+class GrantStore(abc.ABC):
+    """Where grants are kept. A use is taken atomically, so max_uses is never passed, even by
+    several gateways at once."""
+
+    @abc.abstractmethod
+    def add(self, grant: Grant) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, grant_id: str) -> Grant | None: ...
+
+    @abc.abstractmethod
+    def list(self, *, active_at: str | None) -> list[Grant]:
+        """Every grant, or those still usable at `active_at`; oldest first."""
+
+    @abc.abstractmethod
+    def active_for(self, agent: str, now: str) -> list[Grant]:
+        """The agent's grants still usable at `now`, oldest first."""
+
+    @abc.abstractmethod
+    def use(self, grant_id: str, now: str) -> int | None:
+        """Take one use if the grant is still live: the number of that use, or None when it
+        ran out meanwhile."""
+
+    @abc.abstractmethod
+    def revoke(self, grant_id: str, now: str) -> bool:
+        """Revoke a grant not yet revoked; False when it already was (or does not exist)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class SQLiteGrantStore(GrantStore):
     """Grants in the state database; a use is taken atomically, so max_uses is never passed."""
 
     def __init__(self, path: Path) -> None:

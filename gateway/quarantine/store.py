@@ -8,6 +8,7 @@ race on an item and exactly one wins.
 
 from __future__ import annotations
 
+import abc
 import secrets
 import sqlite3
 import threading
@@ -103,7 +104,46 @@ def _item(row: tuple[Any, ...]) -> QuarantineItem:
     return QuarantineItem(*values)
 
 
-class SQLiteQuarantineStore:
+class QuarantineStore(abc.ABC):
+    """Where quarantined responses wait; `decide` and `deliver` are compare-and-sets."""
+
+    @abc.abstractmethod
+    def add(self, item: QuarantineItem) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, item_id: str) -> QuarantineItem | None: ...
+
+    @abc.abstractmethod
+    def list(self, *, state: State | None, agent: str | None,
+             limit: int) -> list[QuarantineItem]:
+        """Items matching the filters given, oldest first."""
+
+    @abc.abstractmethod
+    def open_items(self) -> list[QuarantineItem]:
+        """Items still held or released (not yet delivered or discarded)."""
+
+    @abc.abstractmethod
+    def latest_for(self, agent: str, request_hash: str) -> QuarantineItem | None:
+        """The newest item of this agent for this exact request."""
+
+    @abc.abstractmethod
+    def decide(self, item_id: str, *, to: State, released_as: ReleaseAs | None, by: str,
+               at: str, reason: str, from_states: tuple[State, ...]) -> QuarantineItem | None:
+        """Move the item to `to` if it is in one of `from_states`; None when it was not."""
+
+    @abc.abstractmethod
+    def deliver(self, item_id: str, *, at: str, request_id: str) -> QuarantineItem | None:
+        """Mark a released item delivered, once; None when it was no longer released."""
+
+    @abc.abstractmethod
+    def undeliver(self, item_id: str) -> None:
+        """Undo `deliver` when the delivery could not be recorded."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class SQLiteQuarantineStore(QuarantineStore):
     def __init__(self, path: Path) -> None:
         try:
             self._db = open_database(path)

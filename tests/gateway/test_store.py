@@ -4,7 +4,6 @@ snapshots kept."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,28 +12,13 @@ from gateway.halts import Halt
 from gateway.postgres.state import PostgresStateStore
 from gateway.store import SQLiteStore, StateStore, StoreError
 from gateway.tokens import Principal, Role, new_token, token_id
-from tests.gateway.postgres.places import BACKENDS, Place, place
+from tests.gateway.postgres.places import Place, store_fixtures
 
-
-@pytest.fixture(params=BACKENDS)
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
-    with place(request, tmp_path / "state.db") as found:
-        yield found
-
-
-def open_store(where: Place) -> StateStore:
-    return where.open(SQLiteStore, PostgresStateStore)
-
-
-@pytest.fixture
-def store(where: Place) -> Iterator[StateStore]:
-    opened = open_store(where)
-    yield opened
-    opened.close()
+where, store = store_fixtures(SQLiteStore, PostgresStateStore)
 
 
 def test_a_token_is_found_by_its_hash_and_never_stored_in_clear(
-        store: StateStore, where: Place) -> None:
+        store: StateStore, where: Place[StateStore]) -> None:
     token = new_token("agent")
     store.add_token("agent", "support-bot", None, token)
     assert store.find_token(token) == Principal("agent", "support-bot")
@@ -58,11 +42,11 @@ def test_agents_may_nothing_on_the_admin_side() -> None:
     assert Principal("person", "root", Role.ADMIN).may(Role.REVIEWER)
 
 
-def test_halts_survive_reopening_and_lift_once(where: Place) -> None:
-    first = open_store(where)
+def test_halts_survive_reopening_and_lift_once(where: Place[StateStore]) -> None:
+    first = where.open()
     first.add_halt(Halt("h_1", "agent", "bot", "loop", "rex", "2026-01-01T00:00:00.000000Z"))
     first.close()
-    second = open_store(where)
+    second = where.open()
     assert [h.id for h in second.halts(active_only=True)] == ["h_1"]
     lifted = second.lift_halt("h_1", "rex")
     assert lifted is not None and lifted.lifted_by == "rex"
@@ -87,8 +71,8 @@ def test_an_unreadable_store_says_so(tmp_path: Path) -> None:
         SQLiteStore(tmp_path / "state.db")
 
 
-def test_of_responders_lifting_a_halt_together_one_lifts_it(where: Place) -> None:
-    stores = [open_store(where) for _ in range(4)]
+def test_of_responders_lifting_a_halt_together_one_lifts_it(where: Place[StateStore]) -> None:
+    stores = [where.open() for _ in range(4)]
     stores[0].add_halt(Halt("h_1", "all", "*", "loop", "rex", "2026-01-01T00:00:00.000000Z"))
     gate = threading.Barrier(len(stores))
     lifted: list[Halt | None] = []

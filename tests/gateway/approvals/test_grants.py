@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from gateway.approvals.grants import GrantRequest, SQLiteGrantStore, new_grant
+from gateway.approvals.grants import GrantRequest, GrantStore, SQLiteGrantStore, new_grant
 from gateway.call import Action
 from gateway.clock import iso, utc_now
+from gateway.postgres.grants import PostgresGrantStore
+from tests.gateway.postgres.places import Place, store_fixtures
 
 
 def request(**overrides: object) -> GrantRequest:
@@ -53,27 +55,30 @@ def test_a_grant_request_is_validated(overrides: dict[str, object], words: str) 
         request(**overrides)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SQLiteGrantStore:
-    return SQLiteGrantStore(tmp_path / "state.db")
+where, store = store_fixtures(SQLiteGrantStore, PostgresGrantStore)
 
 
-def test_uses_are_counted_and_never_exceed_the_maximum(store: SQLiteGrantStore) -> None:
+@pytest.mark.parametrize("gateways", [1, 4], ids=["one gateway", "four gateways"])
+def test_uses_are_counted_and_never_exceed_the_maximum(
+        where: Place[GrantStore], gateways: int) -> None:
+    stores = [where.open() for _ in range(gateways)]
     grant = new_grant(request(max_uses=5), "dave")
-    store.add(grant)
+    stores[0].add(grant)
     now = iso(utc_now())
     taken: list[int | None] = []
-    threads = [threading.Thread(target=lambda: taken.append(store.use(grant.id, now)))
-               for _ in range(20)]
+    threads = [threading.Thread(target=lambda i=i: taken.append(
+        stores[i % gateways].use(grant.id, now))) for i in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(n for n in taken if n) == [1, 2, 3, 4, 5]  # each use numbered once
-    assert store.active_for("ops-bot", now) == []
+    assert stores[0].active_for("ops-bot", now) == []
+    for each in stores:
+        each.close()
 
 
-def test_an_expired_or_revoked_grant_is_not_active(store: SQLiteGrantStore) -> None:
+def test_an_expired_or_revoked_grant_is_not_active(store: GrantStore) -> None:
     grant = new_grant(request(), "dave")
     store.add(grant)
     later = iso(utc_now() + timedelta(minutes=31))
@@ -83,3 +88,17 @@ def test_an_expired_or_revoked_grant_is_not_active(store: SQLiteGrantStore) -> N
     assert store.revoke(grant.id, iso(utc_now())) is True
     assert store.revoke(grant.id, iso(utc_now())) is False
     assert store.active_for("ops-bot", iso(utc_now())) == []
+
+
+def test_grants_are_listed_oldest_first_and_survive_a_restart(where: Place[GrantStore]) -> None:
+    first = where.open()
+    old, new = new_grant(request(), "dave"), new_grant(request(agent="support-bot"), "erin")
+    first.add(old)
+    first.add(new)
+    first.close()
+    second = where.open()
+    assert second.list(active_at=None) == [old, new]
+    assert second.get(new.id) == new and second.get("g_000000000000") is None
+    assert second.use(old.id, iso(utc_now())) == 1
+    assert second.list(active_at=iso(utc_now())) == [replace(old, uses=1), new]
+    second.close()

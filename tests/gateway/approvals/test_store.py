@@ -20,7 +20,7 @@ from gateway.clock import iso
 from gateway.postgres.pending import PostgresPendingStore
 from gateway.postgres.state import PostgresStateStore
 from gateway.store import SQLiteStore, StoreError
-from tests.gateway.postgres.places import BACKENDS, Place, place
+from tests.gateway.postgres.places import Place, store_fixtures
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BODY = bytes(range(256)) + b"\x00\xff gzip-ish"
@@ -56,21 +56,7 @@ def deny(reviewer: str, reason: str = "wrong customer") -> Vote:
     return Vote(reviewer, "deny", reason, at(5), opened_at=at(1))
 
 
-@pytest.fixture(params=BACKENDS)
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place]:
-    with place(request, tmp_path / "state" / "state.db") as found:
-        yield found
-
-
-def open_store(where: Place) -> PendingStore:
-    return where.open(SQLitePendingStore, PostgresPendingStore)
-
-
-@pytest.fixture
-def store(where: Place) -> Iterator[PendingStore]:
-    opened = open_store(where)
-    yield opened
-    opened.close()
+where, store = store_fixtures(SQLitePendingStore, PostgresPendingStore)
 
 
 @pytest.fixture
@@ -94,14 +80,14 @@ def test_an_item_comes_back_exactly_with_its_binary_body_and_non_ascii_params(
     assert store.get("p_000000000000") is None
 
 
-def test_items_and_their_votes_survive_a_restart(where: Place) -> None:
-    first = open_store(where)
+def test_items_and_their_votes_survive_a_restart(where: Place[PendingStore]) -> None:
+    first = where.open()
     kept = added(first, approvals_needed=2)
     first.opened(kept.id, "ann")
     first.vote(kept.id, approve("ann"), approvals_needed=2)
     first.close()
 
-    second = open_store(where)
+    second = where.open()
     found = second.get(kept.id)
     assert found == replace(kept, votes=(approve("ann"),))
     assert second.first_opened(kept.id, "ann") is not None
@@ -111,9 +97,9 @@ def test_items_and_their_votes_survive_a_restart(where: Place) -> None:
     second.close()
 
 
-def test_it_shares_the_state_database_with_the_state_store(where: Place) -> None:
-    state = where.open(SQLiteStore, PostgresStateStore)
-    pending = open_store(where)
+def test_it_shares_the_state_database_with_the_state_store(where: Place[PendingStore]) -> None:
+    state = where.beside(SQLiteStore, PostgresStateStore)
+    pending = where.open()
     kept = added(pending)
     state.record_snapshot("1.0:aaaaaaaaaaaa", "1.0", "p.yaml", "version: 1")
     assert pending.get(kept.id) == kept
@@ -145,8 +131,8 @@ def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
         SQLitePendingStore(tmp_path / "state.db")
 
 
-def test_a_closed_store_raises_a_store_error(where: Place) -> None:
-    closed = open_store(where)
+def test_a_closed_store_raises_a_store_error(where: Place[PendingStore]) -> None:
+    closed = where.open()
     closed.close()
     with pytest.raises(StoreError, match="pending store"):
         closed.get("p_000000000000")
@@ -428,12 +414,13 @@ def race(count: int, work: Callable[[int], object]) -> list[object]:
 
 
 @pytest.fixture(params=["one store", "a store per thread"])
-def stores(request: pytest.FixtureRequest, where: Place) -> Iterator[list[PendingStore]]:
+def stores(request: pytest.FixtureRequest,
+           where: Place[PendingStore]) -> Iterator[list[PendingStore]]:
     """Eight handles: one shared store, or eight stores on the same file or database (as
     several gateway processes would have)."""
-    opened = [open_store(where)]
+    opened = [where.open()]
     opened += [opened[0]] * 7 if request.param == "one store" else [
-        open_store(where) for _ in range(7)]
+        where.open() for _ in range(7)]
     yield opened
     for each in set(opened):
         each.close()

@@ -1,11 +1,11 @@
 """Where a store test keeps its state: an SQLite file, or a throwaway PostgreSQL schema.
 
-Store tests take a fixture parametrised over `BACKENDS` and open their stores through a
-`Place`, so one suite runs against both backends. A test run makes its own database (a unique
-name, dropped when the run ends) and each test its own schema in it, so runs side by side never
-see each other's rows. The server is `$GATEHOUSE_TEST_POSTGRES`, by default the one on
-127.0.0.1:5432; when it is unreachable, a PostgreSQL test skips on a developer's machine and
-fails in CI.
+A store's test module takes in `where, store = store_fixtures(SQLiteX, PostgresX)`: `where`
+is parametrised over `BACKENDS`, so one suite runs against both backends. A test run makes its
+own database (a unique name, dropped when the run ends) and each test its own schema in it, so
+runs side by side never see each other's rows. The server is `$GATEHOUSE_TEST_POSTGRES`, by
+default the one on 127.0.0.1:5432; when it is unreachable, a PostgreSQL test skips on a
+developer's machine and fails in CI.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import quote, urlsplit
 
 import psycopg
@@ -76,15 +76,29 @@ def throwaway_schema(request: pytest.FixtureRequest) -> Iterator[str]:
             db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """One test's state: the SQLite file, or (with `url`) the PostgreSQL schema."""
+class Closable(Protocol):
+    def close(self) -> None: ...
 
+
+S = TypeVar("S", bound=Closable)
+
+
+@dataclass(frozen=True, slots=True)
+class Place(Generic[S]):
+    """One test's state, the SQLite file or (with `url`) the PostgreSQL schema, and the two
+    backends of the store under test."""
+
+    sqlite: Callable[[Path], S]
+    postgresql: Callable[[str], S]
     path: Path
     url: str | None = None
 
-    def open(self, sqlite: Callable[[Path], T], postgresql: Callable[[str], T]) -> T:
-        """Open a store here, as a gateway (re)starting on this state would."""
+    def open(self) -> S:
+        """Open the store here, as a gateway (re)starting on this state would."""
+        return self.beside(self.sqlite, self.postgresql)
+
+    def beside(self, sqlite: Callable[[Path], T], postgresql: Callable[[str], T]) -> T:
+        """Open another kind of store on the same state."""
         return postgresql(self.url) if self.url else sqlite(self.path)
 
     def contents(self) -> bytes:
@@ -99,11 +113,25 @@ class Place:
         return repr(rows).encode()
 
 
-@contextmanager
-def place(request: pytest.FixtureRequest, path: Path) -> Iterator[Place]:
-    """The place for `request.param`, a name from `BACKENDS`."""
-    if request.param == "postgresql":
-        with throwaway_schema(request) as url:
-            yield Place(path, url)
-    else:
-        yield Place(path)
+def store_fixtures(sqlite: Callable[[Path], S],
+                   postgresql: Callable[[str], S]) -> tuple[Callable[..., Any], ...]:
+    """The fixtures `where` (a `Place` on each backend, so every test taking it runs twice)
+    and `store` (opened there, closed after the test), which a test module takes in as
+    `where, store = store_fixtures(SQLiteX, PostgresX)`."""
+
+    @pytest.fixture(params=BACKENDS)
+    def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Place[S]]:
+        path = tmp_path / "state.db"
+        if request.param == "postgresql":
+            with throwaway_schema(request) as url:
+                yield Place(sqlite, postgresql, path, url)
+        else:
+            yield Place(sqlite, postgresql, path)
+
+    @pytest.fixture
+    def store(where: Place[S]) -> Iterator[S]:
+        opened = where.open()
+        yield opened
+        opened.close()
+
+    return where, store

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from gateway.postgres.database import Database, safe_url
+from gateway.postgres.grants import PostgresGrantStore
 from gateway.postgres.migrations import MIGRATIONS, migrate
+from gateway.postgres.pending import PostgresPendingStore
+from gateway.postgres.quarantine import PostgresQuarantineStore
+from gateway.postgres.state import PostgresStateStore
 from gateway.store import StoreError
 from tests.gateway.postgres.places import connect, throwaway_schema
 
@@ -88,12 +92,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_an_unreachable_server_is_named_without_its_password() -> None:
+@pytest.mark.parametrize(("store", "what"), [
+    (PostgresStateStore, "state store"), (PostgresPendingStore, "pending store"),
+    (PostgresGrantStore, "grants"), (PostgresQuarantineStore, "quarantine")])
+def test_an_unreachable_server_is_named_without_its_password(
+        store: Callable[[str], object], what: str) -> None:
     port = free_port()
     with pytest.raises(StoreError) as refused:
-        Database(f"postgresql://gatehouse:hunter2@127.0.0.1:{port}/gatehouse", "pending store")
+        store(f"postgresql://gatehouse:hunter2@127.0.0.1:{port}/gatehouse")
     message = str(refused.value)
-    assert message.startswith(f"cannot open the pending store: PostgreSQL at "
+    assert message.startswith(f"cannot open the {what}: PostgreSQL at "
                               f"`postgresql://gatehouse@127.0.0.1:{port}/gatehouse`")
     assert "refused" in message and "check that the server runs" in message
     assert "hunter2" not in message
