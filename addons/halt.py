@@ -7,7 +7,6 @@ and on every chunk of an open event stream (`HaltStreams`), which a new halt end
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
@@ -16,6 +15,7 @@ from mitmproxy import http
 from addons import meta
 from addons.guard import answered, fail_closed, refuse, request_id
 from gateway.audit import AuditLog
+from gateway.background import Background
 from gateway.halt_service import HaltService
 from gateway.halts import Halt
 from gateway.hostnames import normalise_host
@@ -60,7 +60,7 @@ class HaltStreams:
     def __init__(self, halts: HaltService, audit: AuditLog) -> None:
         self._halts = halts
         self._audit = audit
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background(log)
 
     @fail_closed("halt")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -103,13 +103,7 @@ class HaltStreams:
         """The stream callback is not a coroutine: the record is appended in the background."""
         flow.metadata[meta.HALT_ID] = halt.id
         log.warning("halt %s ended the event stream of %s", halt.id, request_id(flow))
-        task = asyncio.get_running_loop().create_task(self._audit.append("call.stream_halted", {
+        self._background.spawn(self._audit.append("call.stream_halted", {
             "request_id": request_id(flow), "agent": flow.metadata.get(meta.AGENT),
-            "action": flow.metadata.get(meta.ACTION, {}).get("type"), "halt_id": halt.id}))
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("could not audit a halted stream: %s", error)
+            "action": flow.metadata.get(meta.ACTION, {}).get("type"), "halt_id": halt.id}),
+            "auditing a halted stream")

@@ -33,7 +33,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,6 +155,8 @@ class AuditLog:
         self._closed = False
         self._writer: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None  # the writer thread's alone
+        # told of each record `append` made durable, on the event loop (e.g. the triggers)
+        self.on_append: list[Callable[[str, dict[str, object]], None]] = []
         try:
             with contextlib.closing(self._connect()) as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -173,7 +175,13 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[AuditEntry] = loop.create_future()
         self._submit(_Pending(event, _plain(event, fields), waiter, loop))
-        return await waiter
+        entry = await waiter
+        for listener in self.on_append:
+            try:
+                listener(event, fields)
+            except Exception:  # the record is written; a listener's fault is its own
+                log.exception("an audit listener failed on a `%s` record", event)
+        return entry
 
     def append_sync(self, event: str, fields: dict[str, object]) -> AuditEntry:
         """`append` for code without an event loop (CLI commands, start-up); blocks."""
@@ -188,6 +196,7 @@ class AuditLog:
         action: str | None = None,
         decision: str | None = None,
         event: str | None = None,
+        request_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         after_seq: int = 0,
@@ -200,6 +209,9 @@ class AuditLog:
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if request_id is not None:  # not indexed: a scan, for the rare look-up of one call
+            where.append("json_extract(record, '$.request_id') = ?")
+            args.append(request_id)
         if since is not None:
             where.append("ts >= ?")
             args.append(timestamp(since))

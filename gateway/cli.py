@@ -211,6 +211,29 @@ def parser() -> argparse.ArgumentParser:
     discard.set_defaults(handler=lambda a: show(call(
         a.admin, a.token, "POST", f"/v1/quarantine/{a.id}/discard", {"reason": a.reason})))
 
+    incident = sub.add_parser("incident", help="open and read incidents").add_subparsers(
+        dest="action", required=True)
+    opening = incident.add_parser("open", parents=[client],
+                                  help="open an incident on the bad call or a window; contained "
+                                       "as the policy's severity response says")
+    opening.add_argument("--title", required=True, help="the harm done, in a line")
+    opening.add_argument("--severity", required=True, choices=["SEV-1", "SEV-2", "SEV-3",
+                                                               "SEV-4"])
+    about = opening.add_mutually_exclusive_group(required=True)
+    about.add_argument("--request-id", help="the bad call's X-Gatehouse-Request-Id")
+    about.add_argument("--since", help="or the start of a window (ISO time with zone)")
+    opening.add_argument("--until", help="the end of the window (default: now)")
+    opening.add_argument("--agent")
+    opening.add_argument("--contain", action="store_true",
+                         help="halt the agent whatever the severity says")
+    opening.set_defaults(handler=cmd_incident_open)
+    incident.add_parser("list", parents=[client], help="incidents, newest first").set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "GET", "/v1/incidents")))
+    incident_show = incident.add_parser("show", parents=[client], help="one incident")
+    incident_show.add_argument("id")
+    incident_show.set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "GET", f"/v1/incidents/{a.id}")))
+
     policy = sub.add_parser("policy", help="the running policy").add_subparsers(
         dest="action", required=True)
     reload = policy.add_parser("reload", parents=[client], help="reload the policy file")
@@ -404,6 +427,14 @@ def cmd_halt(args: argparse.Namespace) -> int:
         target = getattr(args, scope)
     return show(call(args.admin, args.token, "POST", "/v1/halts",
                      {"scope": scope, "target": target, "reason": args.reason}))
+
+
+def cmd_incident_open(args: argparse.Namespace) -> int:
+    body = {key: value for key, value in (
+        ("title", args.title), ("severity", args.severity), ("request_id", args.request_id),
+        ("since", args.since), ("until", args.until), ("agent", args.agent)) if value}
+    return show(call(args.admin, args.token, "POST", "/v1/incidents",
+                     {**body, "contain": args.contain}))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -42,6 +42,18 @@ class Metrics:
             "Time from handing a buffered body to the scanning workers to their verdict.",
             buckets=LATENCY_BUCKETS + (2.5, 5.0, 10.0), registry=self.registry)
 
+        self.incidents_opened = Counter(
+            "gatehouse_incidents_opened", "Incidents opened, by severity and by whom "
+            "(`responder` or `trigger`).", ["severity", "source"], registry=self.registry)
+        self.containment_seconds = Histogram(
+            "gatehouse_incident_containment_seconds",
+            "Time from opening an incident to its containment (the halt in force).",
+            ["severity"], buckets=LATENCY_BUCKETS + (2.5, 5.0, 10.0, 60.0),
+            registry=self.registry)
+        self.triggers_fired = Counter("gatehouse_triggers_fired",
+                                      "Automatic containments, by the policy's trigger id.",
+                                      ["trigger"], registry=self.registry)
+
         self.approval_wait_seconds = Histogram(
             "gatehouse_approval_wait_seconds",
             "Time from holding a call to its decision (approved, denied or expired).",

@@ -18,6 +18,8 @@ from gateway.audit import AuditLog
 from gateway.egress import AddressGuard
 from gateway.evidence import EvidenceStore
 from gateway.halt_service import HaltService
+from gateway.incidents.service import IncidentService
+from gateway.incidents.store import SQLiteIncidentStore
 from gateway.metrics import Metrics
 from gateway.policy_holder import PolicyHolder
 from gateway.quarantine.service import QuarantineService
@@ -54,9 +56,11 @@ class Services:
     address_guard: AddressGuard
     quarantine: QuarantineService
     scanner: ScanPool
+    incidents: IncidentService
 
     def close(self) -> None:
         self.scanner.close()
+        self.incidents.store.close()
         self.quarantine.store.close()
         self.approvals.store.close()
         self.grants.store.close()
@@ -94,7 +98,8 @@ def open_services(settings: Settings) -> Services:
     grants = GrantService(SQLiteGrantStore(state_db), audit)
     quarantine = QuarantineService(SQLiteQuarantineStore(state_db),
                                    EvidenceStore(settings.state_dir / "evidence"), audit)
+    incidents = IncidentService(SQLiteIncidentStore(state_db), audit, policy, halts, metrics)
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
                     approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
                     address_guard=guard, quarantine=quarantine,
-                    scanner=scanner)
+                    scanner=scanner, incidents=incidents)

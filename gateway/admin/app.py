@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import audit, grants, halts, pending, policy, quarantine, queue, system
+from gateway.admin import (
+    audit,
+    grants,
+    halts,
+    incidents,
+    pending,
+    policy,
+    quarantine,
+    queue,
+    system,
+)
 from gateway.admin.auth import STORE
 from gateway.admin.errors import json_errors
 from gateway.admin.keys import SERVICES
@@ -30,6 +40,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/v1/halts", halts.set_halt)
     app.router.add_get("/v1/halts/{id}", halts.get_halt)
     app.router.add_delete("/v1/halts/{id}", halts.lift_halt)
+    app.router.add_get("/v1/incidents", incidents.list_incidents)
+    app.router.add_post("/v1/incidents", incidents.open_incident)
+    app.router.add_get("/v1/incidents/{id}", incidents.get_incident)
     app.router.add_get("/v1/policy", policy.current)
     app.router.add_post("/v1/policy/reload", policy.reload)
     app.router.add_get("/v1/policy/snapshots", policy.snapshots)

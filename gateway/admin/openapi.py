@@ -32,6 +32,19 @@ _HALT_BODY = {
     },
 }
 _AUTH = {"401": "no or bad token", "403": "role not allowed"}
+_INCIDENT_BODY = {
+    "type": "object",
+    "required": ["title", "severity"],
+    "properties": {
+        "title": {"type": "string", "description": "the harm done, in a line"},
+        "severity": {"enum": ["SEV-1", "SEV-2", "SEV-3", "SEV-4"]},
+        "request_id": {"type": "string", "description": "the bad call's X-Gatehouse-Request-Id"},
+        "since": {"type": "string", "format": "date-time", "description": "or a window"},
+        "until": {"type": "string", "format": "date-time"},
+        "agent": {"type": "string"},
+        "contain": {"type": "boolean", "description": "halt the agent whatever the severity"},
+    },
+}
 _GRANT_BODY = {
     "type": "object",
     "required": ["agent", "action", "expires_in", "max_uses", "reason"],
@@ -155,6 +168,18 @@ OPENAPI: dict[str, object] = {
             "never deliver it", "reviewer, responder, admin",
             {"200": "the item", **_AUTH, "404": "no such item", "409": "already final",
              "422": "no reason"}, _DECISION_BODY)},
+        "/v1/incidents": {
+            "get": _op("incidents, newest first; ?limit", "responder, auditor, admin",
+                       {"200": "items", **_AUTH, "400": "bad limit"}),
+            "post": _op("open an incident on a call or a window; contained (halted) as the "
+                        "policy's severity response, or `contain`, says",
+                        "responder, admin",
+                        {"201": "the incident", **_AUTH, "404": "no such call",
+                         "422": "bad body"}, _INCIDENT_BODY),
+        },
+        "/v1/incidents/{id}": {"get": _op("one incident", "responder, auditor, admin",
+                                          {"200": "the incident", **_AUTH,
+                                           "404": "no such incident"})},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

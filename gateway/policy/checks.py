@@ -37,7 +37,8 @@ def _listing(items: object) -> str:
 
 def errors(model: PolicyModel) -> list[Found]:
     """Everything that makes the policy unusable."""
-    return [*_actions(model), *_rules(model), *_approvals(model), *_responses(model)]
+    return [*_actions(model), *_rules(model), *_approvals(model), *_responses(model),
+            *_triggers(model)]
 
 
 def _actions(model: PolicyModel) -> Iterator[Found]:
@@ -332,6 +333,21 @@ def _unknown_entity(
         f"unknown entity type `{entity}`; use one of {_listing(sorted(TIERS[tier]))}, or define "
         "it under responses.recognizers"
     )
+
+
+def _triggers(model: PolicyModel) -> Iterator[Found]:
+    first: dict[str, int] = {}
+    looked_for = any(rule.when.request_contains for rule in model.rules)
+    for i, trigger in enumerate(model.triggers):
+        if trigger.id in first:
+            yield (("triggers", i, "id"), f"duplicate trigger id `{trigger.id}` (also "
+                                          f"triggers[{first[trigger.id]}]); give each its own")
+        first.setdefault(trigger.id, i)
+        if "dlp" in trigger.count and not looked_for:
+            yield (("triggers", i, "count"),
+                   "`dlp` counts requests carrying an entity that a rule's `request_contains` "
+                   "looks for, and no rule has `request_contains`, so it could never fire; add "
+                   "such a rule or drop `dlp`")
 
 
 def warnings(model: PolicyModel, now: datetime | None = None) -> list[Found]:

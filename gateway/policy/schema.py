@@ -465,6 +465,50 @@ class Agent(StrictModel):
     tenant: Name | None = Field(None, description="The tenant this agent acts for.")
 
 
+Severity = Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
+HaltScope = Literal["agent", "action", "none"]
+Counted = Literal["denials", "quarantines", "repeats", "calls", "dlp"]
+
+
+class Trigger(StrictModel):
+    """Automatic containment: when one agent's calls show this pattern, halt and open an
+    incident, without waiting for a person to notice."""
+
+    id: Name = Field(description="Unique id, named in the halt, the incident and the audit.")
+    # `count`, not `on`: YAML reads a bare `on` key as the boolean true
+    count: Annotated[list[Counted], BeforeValidator(_one_or_many)] = Field(
+        description="What is counted per agent: `denials` (refused by policy or a reviewer), "
+                    "`quarantines` (responses held), `repeats` (the same call again: a loop), "
+                    "`calls` (every call: a rate ceiling), `dlp` (a request carrying an entity "
+                    "a `request_contains` rule looks for).")
+    at_least: Int = Field(1, ge=1, description="How many within `within` fire the trigger.")
+    within: Duration = Field(timedelta(minutes=1), description="The sliding window, e.g. `1m`.")
+    halt: Literal["agent", "action"] = Field(
+        "agent", description="Halt the agent, or the action type of the call that fired it.")
+    severity: Severity = Field("SEV-3", description="Severity of the incident it opens.")
+
+
+class SeverityResponse(StrictModel):
+    halt: HaltScope = Field(
+        description="Containment when an incident of this severity opens: halt the agent, or "
+                    "the action type, of the bad call, or `none`.")
+
+
+def _default_severities() -> dict[str, SeverityResponse]:
+    return {"SEV-1": SeverityResponse(halt="agent"), "SEV-2": SeverityResponse(halt="agent"),
+            "SEV-3": SeverityResponse(halt="none"), "SEV-4": SeverityResponse(halt="none")}
+
+
+class Incidents(StrictModel):
+    severities: dict[Severity, SeverityResponse] = Field(
+        default_factory=_default_severities,
+        description="The required response per severity; severities not listed keep their "
+                    "default (SEV-1 and SEV-2 halt the agent, SEV-3 and SEV-4 halt nothing).")
+
+    def response(self, severity: str) -> SeverityResponse:
+        return self.severities.get(severity) or _default_severities()[severity]
+
+
 class PolicyModel(StrictModel):
     version: Literal[1] = Field(description="Schema version of the file format.")
     policy: Name = Field(description="The policy's name.")
@@ -486,3 +530,7 @@ class PolicyModel(StrictModel):
         default_factory=Responses, description="What happens to response bodies."
     )
     agents: dict[Name, Agent] = Field(default_factory=dict, description="Known agents.")
+    triggers: list[Trigger] = Field(
+        default_factory=list, description="Automatic containment on patterns of calls.")
+    incidents: Incidents = Field(
+        default_factory=Incidents, description="What opening an incident does, by severity.")

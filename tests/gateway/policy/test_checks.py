@@ -225,3 +225,42 @@ def test_request_contains_takes_model_and_custom_entity_types_one_or_many() -> N
     assert [r.when.request_contains for r in loaded.model.rules] == [
         ["PERSON"], ["ACME_ACCOUNT_ID", "IBAN_CODE"]
     ]
+
+
+@pytest.mark.parametrize(
+    ("triggers", "message"),
+    [
+        ("  - {id: loop, count: repeats, at_least: 10}\n  - {id: loop, count: calls}\n",
+         "test.yaml:11: triggers[1].id: duplicate trigger id `loop` (also triggers[0]); give "
+         "each its own"),
+        ("  - {id: leak, count: dlp}\n",
+         "test.yaml:10: triggers[0].count: `dlp` counts requests carrying an entity that a rule's "
+         "`request_contains` looks for, and no rule has `request_contains`, so it could never "
+         "fire; add such a rule or drop `dlp`"),
+        ("  - {id: loop, count: loops}\n",
+         "test.yaml:10: triggers[0].count: unknown count `loops`; use one of denials, "
+         "quarantines, repeats, calls, dlp"),
+        ("  - {id: loop, count: calls, at_least: 0}\n",
+         "test.yaml:10: triggers[0].at_least: must be at least 1, got `0`"),
+    ],
+)
+def test_triggers_are_checked_where_they_are_written(triggers: str, message: str) -> None:
+    with pytest.raises(PolicyError) as err:
+        policy(GITHUB + "rules: []\ntriggers:\n" + triggers)
+    assert str(err.value) == message
+
+
+def test_triggers_and_severity_responses_load_with_their_defaults() -> None:
+    loaded = policy(GITHUB + "rules:\n"
+                    "  - {id: pii, when: {request_contains: US_SSN}, decision: deny}\n"
+                    "triggers:\n"
+                    "  - {id: burst, count: [denials, quarantines], at_least: 5, within: 2m}\n"
+                    "  - {id: leak, count: dlp, halt: action, severity: SEV-2}\n"
+                    "incidents: {severities: {SEV-3: {halt: action}}}\n")
+    burst, leak = loaded.model.triggers
+    assert (burst.count, burst.at_least, burst.within.total_seconds(), burst.halt,
+            burst.severity) == (["denials", "quarantines"], 5, 120.0, "agent", "SEV-3")
+    assert (leak.count, leak.at_least, leak.halt) == (["dlp"], 1, "action")
+    responses = loaded.model.incidents
+    assert [responses.response(s).halt for s in ("SEV-1", "SEV-2", "SEV-3", "SEV-4")] == [
+        "agent", "agent", "action", "none"]
