@@ -1,4 +1,5 @@
-"""The tamper-evident audit trail: a hash-chained, append-only log in its own SQLite file.
+"""The tamper-evident audit trail: a hash-chained, append-only log, in its own SQLite file or in
+PostgreSQL.
 
 Every decided call is recorded durably *before* it is forwarded (design, step 9): the proxy awaits
 `AuditLog.append`, and a call whose record cannot be written is refused. To keep that wait short
@@ -7,12 +8,15 @@ under load, one writer thread commits everything queued since its last commit in
 
 The chain: record n carries `prev`, the hash of record n-1 (64 zeros for record 1), and
 `hash = sha256(prev + canonical JSON of the record without its hash)`. Several processes (the
-gateway, CLI commands) may append to one file: each reads the tail inside its write transaction
-(`BEGIN IMMEDIATE`), so there is only ever one chain.
+gateway, CLI commands, other replicas) may append to one trail: each reads the tail inside a
+transaction holding the trail's write lock, so there is only ever one chain.
 
-The head anchor (`audit.head.json` beside `audit.db`) names the last committed record. It is
-rewritten after each commit, so after a crash it may lag but never lead, and `verify` uses it to
-notice records cut off the tail, which the chain alone cannot show. Whoever can rewrite both the
+Where the trail is kept is a `Trail`: its connections, its write lock and its head anchor; the
+SQL, the chain, the checkpoints, `verify` and `export` are the same for every backend. The head
+anchor names the last committed record (SQLite: `audit.head.json` beside `audit.db`, rewritten
+after each commit, so after a crash it may lag but never lead; PostgreSQL: a row moved in the
+writing transaction), and `verify` uses it to notice records cut off the tail, which the chain
+alone cannot show. Whoever can rewrite both the
 database and the anchor could still rewrite history that way; signed checkpoints
 (`gateway.checkpoints`) close that gap. The writer signs one in the same transaction as the
 record it names, every `checkpoint_every` records, and signs the head when `checkpoint_interval`
@@ -23,6 +27,7 @@ such a bundle without the state directory.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import concurrent.futures
 import contextlib
@@ -33,7 +38,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +52,7 @@ from gateway.checkpoints import (
     PUBLIC_KEY_FILE,
     BundleReader,
     Checkpoint,
+    Conn,
     SigningKeyError,
     load_public_key,
     parse_public_key,
@@ -137,16 +143,147 @@ def timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+class Trail(abc.ABC):
+    """Where one chain is kept: what differs between backends (connections, the write lock, the
+    head anchor). The SQL is shared, written with `?` placeholders."""
+
+    name: str  # in messages: the file, or the URL without its password
+    source: str  # in an export's header
+    directory: Path  # the state directory, which holds the signing key and its public key
+    errors: tuple[type[Exception], ...]  # what the backend raises when it fails
+    request_id_sql: str  # a record's `request_id`, in this database's SQL
+
+    def absent(self) -> str:
+        """Why there is no trail here to read; "" when there is one."""
+        return ""
+
+    @abc.abstractmethod
+    def connect(self) -> Conn:
+        """A new connection in autocommit mode (every transaction is explicit): the writer's."""
+
+    @contextlib.contextmanager
+    def connection(self, *, read_only: bool = False) -> Iterator[Conn]:
+        """A connection for one short task."""
+        with contextlib.closing(self.connect()) as conn:
+            yield conn
+
+    @abc.abstractmethod
+    def begin_write(self, conn: Conn) -> None:
+        """Begin a transaction holding the trail's write lock, which every process takes."""
+
+    @abc.abstractmethod
+    def begin_read(self, conn: Conn) -> None:
+        """Begin one consistent snapshot: the checkpoints and the records they name."""
+
+    @abc.abstractmethod
+    def commit(self, conn: Conn, head: AuditEntry | None) -> None:
+        """Commit the write transaction; the anchor follows `head`, its new last record."""
+
+    @abc.abstractmethod
+    def anchor(self, conn: Conn) -> tuple[int, str] | str:
+        """The committed head (seq, hash) the anchor names, or what is wrong with it."""
+
+    def checkpointed(self, conn: Conn) -> bool:
+        """Whether the trail has a checkpoint table (one from before checkpoints has none)."""
+        return True
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Let go of what the trail holds open."""
+
+
+class SQLiteTrail(Trail):
+    """The trail in its own SQLite file, its head anchor in a file beside it."""
+
+    errors = (sqlite3.Error,)
+    request_id_sql = "json_extract(record, '$.request_id')"
+
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        self.path, self.name, self.directory = path, str(path), path.parent
+        self.source = str(path.resolve())
+        self._busy_timeout = busy_timeout
+
+    @classmethod
+    def created(cls, path: Path, *, busy_timeout: float = 5.0) -> SQLiteTrail:
+        """The trail at `path`, made if new, with its (genesis) anchor at once."""
+        trail = cls(path, busy_timeout=busy_timeout)
+        try:
+            with contextlib.closing(trail.connect()) as conn:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA + checkpoints.SCHEMA)
+                _write_head(head_path(path), *(conn.execute(_TAIL).fetchone() or (0, GENESIS)))
+        except (sqlite3.Error, OSError) as e:
+            raise AuditError(f"cannot open the audit log `{path}`: {e}") from e
+        return trail
+
+    def absent(self) -> str:
+        return "" if self.path.is_file() else f"there is no audit log at `{self.path}`"
+
+    def connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA synchronous=FULL")  # in WAL mode: every commit is fsynced
+        return conn
+
+    @contextlib.contextmanager
+    def connection(self, *, read_only: bool = False) -> Iterator[Conn]:
+        if not read_only:
+            with super().connection() as conn:
+                yield conn
+            return
+        with contextlib.closing(sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro",
+                                                uri=True, isolation_level=None)) as conn:
+            yield conn
+
+    def begin_write(self, conn: Conn) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+
+    def begin_read(self, conn: Conn) -> None:
+        conn.execute("BEGIN")
+
+    def commit(self, conn: Conn, head: AuditEntry | None) -> None:
+        conn.execute("COMMIT")
+        if head is not None:
+            try:
+                _write_head(head_path(self.path), head.seq, head.hash)
+            except OSError as e:  # the anchor lags behind; the records themselves are safe
+                log.warning("audit head anchor not updated: %s", e)
+
+    def anchor(self, conn: Conn) -> tuple[int, str] | str:
+        """Read before the records: a writer may add more meanwhile, but the file never leads."""
+        anchor = head_path(self.path)
+        try:
+            head = orjson.loads(anchor.read_bytes())
+            return int(head["seq"]), str(head["hash"])
+        except FileNotFoundError:
+            return f"the head anchor `{anchor.name}` is missing: records cut off the tail " \
+                   "would go unnoticed"
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"the head anchor `{anchor.name}` is unreadable: {e}"
+
+    def checkpointed(self, conn: Conn) -> bool:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                            "AND name = 'checkpoint'").fetchone() is not None
+
+    def close(self) -> None:
+        """Nothing to let go of: each connection is closed by whoever opened it."""
+
+
 class AuditLog:
-    """Appends records to one audit database; safe to share with other processes."""
+    """Appends records to one audit trail; safe to share with other processes. This one keeps it
+    in an SQLite file; `gateway.postgres.audit.PostgresAuditLog` in PostgreSQL."""
 
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, checkpoint_every: int = 1000,
                  checkpoint_interval: float = 60.0) -> None:
+        self._start(lambda: SQLiteTrail.created(path, busy_timeout=busy_timeout),
+                    checkpoint_every, checkpoint_interval)
+
+    def _start(self, open_trail: Callable[[], Trail], checkpoint_every: int,
+               checkpoint_interval: float) -> None:
+        """Open the trail (raising AuditError) and the signing key; the writer starts lazily."""
         if checkpoint_every < 1 or checkpoint_interval <= 0:
             raise ValueError("checkpoints need a positive interval and record count")
-        self.path = path
         self.commits = 0  # transactions of records committed by this log's writer (group commit)
-        self._busy_timeout = busy_timeout
         self._every = checkpoint_every
         self._interval = checkpoint_interval
         self._due = 0.0  # (monotonic) when the writer next signs the head; set when it starts
@@ -154,18 +291,15 @@ class AuditLog:
         self._lock = threading.Lock()  # orders `closed` against queueing: nothing queued is lost
         self._closed = False
         self._writer: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None  # the writer thread's alone
+        self._conn: Conn | None = None  # the writer thread's alone
         # told of each record `append` made durable, on the event loop (e.g. the triggers)
         self.on_append: list[Callable[[str, dict[str, object]], None]] = []
+        self.trail = open_trail()
         try:
-            with contextlib.closing(self._connect()) as conn:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA + checkpoints.SCHEMA)
-                # the committed tail, so a fresh log has its (genesis) anchor at once
-                _write_head(head_path(path), *(conn.execute(_TAIL).fetchone() or (0, GENESIS)))
-            self._key = signing_key(path.parent)  # no signing key, no records: fail closed
-        except (sqlite3.Error, OSError, SigningKeyError) as e:
-            raise AuditError(f"cannot open the audit log `{path}`: {e}") from e
+            self._key = signing_key(self.trail.directory)  # no signing key, no records
+        except SigningKeyError as e:
+            self.trail.close()
+            raise AuditError(f"cannot open the audit log `{self.trail.name}`: {e}") from e
 
     async def append(self, event: str, fields: dict[str, object]) -> AuditEntry:
         """Record one event; returns once it is committed. Raises AuditError if it was not.
@@ -210,7 +344,7 @@ class AuditLog:
                 where.append(f"{column} = ?")
                 args.append(value)
         if request_id is not None:  # not indexed: a scan, for the rare look-up of one call
-            where.append("json_extract(record, '$.request_id') = ?")
+            where.append(f"{self.trail.request_id_sql} = ?")
             args.append(request_id)
         if since is not None:
             where.append("ts >= ?")
@@ -219,18 +353,18 @@ class AuditLog:
             where.append("ts < ?")
             args.append(timestamp(until))
         sql = f"SELECT record, hash FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
-        with contextlib.closing(self._connect()) as conn:
+        with self.trail.connection() as conn:
             rows = conn.execute(sql, (*args, limit)).fetchall()
         return [{**orjson.loads(record), "hash": digest} for record, digest in rows]
 
     def sign_head(self) -> Checkpoint | None:
         """Sign the committed head now unless a checkpoint names it already; the newest one."""
         try:
-            with contextlib.closing(self._connect()) as conn:
-                _sign_head(conn, self._key)
+            with self.trail.connection() as conn:
+                _sign_head(self.trail, conn, self._key)
                 [newest] = checkpoints.stored(conn, newest=True) or [None]
-        except sqlite3.Error as e:
-            raise AuditError(f"cannot sign the head of `{self.path}`: {e}") from e
+        except self.trail.errors as e:
+            raise AuditError(f"cannot sign the head of `{self.trail.name}`: {e}") from e
         if isinstance(newest, str):
             raise AuditError(newest)
         return newest
@@ -246,6 +380,7 @@ class AuditLog:
                 self._queue.put(None)
         if writer is not None:
             writer.join()
+        self.trail.close()
 
     def __enter__(self) -> AuditLog:
         return self
@@ -253,12 +388,6 @@ class AuditLog:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.close()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None,
-                               check_same_thread=False)
-        conn.execute("PRAGMA synchronous=FULL")  # in WAL mode: every commit is fsynced
-        return conn
 
     def _submit(self, pending: _Pending) -> None:
         with self._lock:
@@ -289,22 +418,26 @@ class AuditLog:
             if batch[-1] is None:  # close() queues this last, under the lock
                 break
         self._checkpoint_head()
-        if self._conn is not None:
-            self._conn.close()
+        self._disconnect()
 
     def _checkpoint_head(self) -> None:
         self._due = time.monotonic() + self._interval
         try:
             if self._conn is None:
-                self._conn = self._connect()
-            if signed := _sign_head(self._conn, self._key):
+                self._conn = self.trail.connect()
+            if signed := _sign_head(self.trail, self._conn, self._key):
                 log.info("audit checkpoint %s", signed.to_json().decode())
         except Exception as e:  # the records stand, the writer goes on; the next interval tries
-            with contextlib.suppress(sqlite3.Error):
-                if self._conn is not None:
-                    self._conn.close()  # rolls back whatever was left open
-            self._conn = None
+            self._disconnect()
             log.warning("audit checkpoint not written: %s", e)
+
+    def _disconnect(self) -> None:
+        """Close the writer's connection (rolling back whatever was left open); the next turn
+        connects anew."""
+        with contextlib.suppress(*self.trail.errors):
+            if self._conn is not None:
+                self._conn.close()
+        self._conn = None
 
     def _write(self, pending: list[_Pending]) -> None:
         """Commit one batch and wake its callers, whatever happens: they are all waiting."""
@@ -313,30 +446,22 @@ class AuditLog:
         due = time.monotonic() >= self._due
         try:
             if self._conn is None:
-                self._conn = self._connect()
-            entries, signed = _insert(self._conn, pending, self._key, self._every, due)
+                self._conn = self.trail.connect()
+            entries, signed = _insert(self.trail, self._conn, pending, self._key, self._every,
+                                      due)
             outcomes = list(entries)
         except Exception as e:
-            with contextlib.suppress(sqlite3.Error):
-                if self._conn is not None:
-                    self._conn.close()  # rolls back whatever was left open
-            self._conn = None  # reconnect for the next batch
+            self._disconnect()  # reconnect for the next batch
             log.error("audit write failed: %s", e)
             outcomes = [AuditError(f"the audit record could not be written: {e}")
                         for _ in pending]  # one each: an exception collects its raiser's trace
         else:
             self.commits += 1
-        _settle(pending, outcomes)  # callers go on at once; the anchor may lag a little
+        _settle(pending, outcomes)
         if signed:
             self._due = time.monotonic() + self._interval
             for checkpoint in signed:
                 log.info("audit checkpoint %s", checkpoint.to_json().decode())
-        written = [o for o in outcomes if isinstance(o, AuditEntry)]
-        if written:
-            try:
-                _write_head(head_path(self.path), written[-1].seq, written[-1].hash)
-            except OSError as e:  # the anchor lags behind; the records themselves are safe
-                log.warning("audit head anchor not updated: %s", e)
 
 
 def _plain(event: str, fields: dict[str, object]) -> dict[str, object]:
@@ -354,11 +479,11 @@ def _indexed(fields: dict[str, object], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _insert(conn: sqlite3.Connection, pending: list[_Pending], key: Ed25519PrivateKey,
+def _insert(trail: Trail, conn: Conn, pending: list[_Pending], key: Ed25519PrivateKey,
             every: int, sign_head: bool) -> tuple[list[AuditEntry], list[Checkpoint]]:
     """One transaction for the whole batch, chained onto the tail as it is *inside* it, with a
     checkpoint for every record numbered a multiple of `every`, and for the last if `sign_head`."""
-    conn.execute("BEGIN IMMEDIATE")
+    trail.begin_write(conn)
     seq, prev = conn.execute(_TAIL).fetchone() or (0, GENESIS)
     rows, entries, signed = [], [], []
     for p in pending:
@@ -378,17 +503,17 @@ def _insert(conn: sqlite3.Connection, pending: list[_Pending], key: Ed25519Priva
     conn.executemany(_INSERT, rows)
     if signed:
         checkpoints.store(conn, signed)
-    conn.execute("COMMIT")
+    trail.commit(conn, entries[-1])
     return entries, signed
 
 
-def _sign_head(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> Checkpoint | None:
+def _sign_head(trail: Trail, conn: Conn, key: Ed25519PrivateKey) -> Checkpoint | None:
     """Sign the committed head if no checkpoint names it or a later record yet; the write lock is
     taken only then."""
     tail = conn.execute(_TAIL).fetchone()
     if tail is None or tail[0] <= checkpoints.latest(conn):
         return None
-    conn.execute("BEGIN IMMEDIATE")
+    trail.begin_write(conn)
     try:
         seq, digest = conn.execute(_TAIL).fetchone()
         if seq <= checkpoints.latest(conn):  # another process signed it meanwhile
@@ -396,9 +521,9 @@ def _sign_head(conn: sqlite3.Connection, key: Ed25519PrivateKey) -> Checkpoint |
             return None
         signed = checkpoints.sign(key, seq, digest, timestamp(datetime.now(UTC)))
         checkpoints.store(conn, [signed])
-        conn.execute("COMMIT")
+        trail.commit(conn, None)
     except BaseException:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(*trail.errors):
             conn.execute("ROLLBACK")
         raise
     return signed
@@ -442,35 +567,40 @@ def _resolve(settled: list[tuple[_Pending, AuditEntry | AuditError]]) -> None:
             p.waiter.set_result(outcome)
 
 
-def verify(path: Path, *, public_key: Path | None = None,
+def _trail(source: Path | Trail) -> Trail:
+    """An SQLite file is named by its path; any other trail is handed over opened."""
+    return source if isinstance(source, Trail) else SQLiteTrail(source)
+
+
+def _stored(trail: Trail, conn: Conn) -> list[Checkpoint | str]:
+    return checkpoints.stored(conn) if trail.checkpointed(conn) else []
+
+
+def verify(source: Path | Trail, *, public_key: Path | None = None,
            kept: Iterable[Checkpoint | str] = ()) -> VerifyReport:
     """Walk the whole chain, the head anchor and every signed checkpoint; name the first record
     that is not as written (or the checkpoint, anchor or key that is wrong).
 
-    Checkpoints are checked against `public_key` (default: `audit-signing.pub` beside the log);
-    `kept` adds checkpoints kept elsewhere, which catch a trail cut short together with its
-    checkpoint table.
+    Checkpoints are checked against `public_key` (default: `audit-signing.pub` in the state
+    directory); `kept` adds checkpoints kept elsewhere, which catch a trail cut short together
+    with its checkpoint table.
     """
-    if not path.is_file():
-        return VerifyReport(False, 0, None, f"there is no audit log at `{path}`")
-    anchor = head_path(path)
-    try:  # read before the records: a writer may add more meanwhile, but the anchor never leads
-        head = orjson.loads(anchor.read_bytes())
-        head_seq, head_hash = int(head["seq"]), str(head["hash"])
-    except FileNotFoundError:
-        return VerifyReport(False, 0, None, f"the head anchor `{anchor.name}` is missing: "
-                                            "records cut off the tail would go unnoticed")
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return VerifyReport(False, 0, None, f"the head anchor `{anchor.name}` is unreadable: {e}")
+    trail = _trail(source)
+    if problem := trail.absent():
+        return VerifyReport(False, 0, None, problem)
     try:
-        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
-                                                isolation_level=None)) as conn:
-            conn.execute("BEGIN")  # one snapshot: the checkpoints and the records they name
-            found = [*checkpoints.stored(conn), *kept]
+        with trail.connection(read_only=True) as conn:
+            # the anchor before the records: a writer may add more meanwhile, never fewer
+            head = trail.anchor(conn)
+            if isinstance(head, str):
+                return VerifyReport(False, 0, None, head)
+            head_seq, head_hash = head
+            trail.begin_read(conn)
+            found = [*_stored(trail, conn), *kept]
             walked = _walk(conn.execute(_READ), _named(found, head_seq))
             conn.execute("COMMIT")
-    except sqlite3.Error as e:
-        return VerifyReport(False, 0, None, f"cannot read the audit log `{path}`: {e}")
+    except trail.errors as e:
+        return VerifyReport(False, 0, None, f"cannot read the audit log `{trail.name}`: {e}")
     if isinstance(walked, VerifyReport):
         return walked
     count, hashes = walked
@@ -485,7 +615,7 @@ def verify(path: Path, *, public_key: Path | None = None,
                                                            "hash does not match the head anchor")
     if not found and public_key is None:  # a trail from before checkpoints, or a new one
         return VerifyReport(True, count, None, "")
-    key_file = public_key or path.with_name(PUBLIC_KEY_FILE)
+    key_file = public_key or trail.directory / PUBLIC_KEY_FILE
     try:
         public = load_public_key(key_file)
     except SigningKeyError as e:
@@ -557,25 +687,25 @@ def _walk(rows: Iterable[tuple[int, str, str, str | None, str | None, str | None
 # -- the verifiable export ----------------------------------------------------------------------
 
 
-def export(path: Path, out: Path) -> ExportSummary:
+def export(source: Path | Trail, out: Path) -> ExportSummary:
     """Write the whole trail, its checkpoints and the public key to `out` as one signed bundle.
 
     Read in one snapshot, so the gateway may go on appending; written beside `out` and renamed
     into place, so `out` is never half a bundle. Raises AuditError.
     """
-    if not path.is_file():
-        raise AuditError(f"there is no audit log at `{path}`")
+    trail = _trail(source)
+    if problem := trail.absent():
+        raise AuditError(problem)
     partial = out.with_name(f".{out.name}.partial")
     try:
-        key = signing_key(path.parent)
-        with contextlib.closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True,
-                                                isolation_level=None)) as conn:
-            conn.execute("BEGIN")
+        key = signing_key(trail.directory)
+        with trail.connection(read_only=True) as conn:
+            trail.begin_read(conn)
             count, = conn.execute("SELECT count(*) FROM audit").fetchone()
             head = conn.execute(_TAIL).fetchone() or (0, GENESIS)
-            rows = checkpoints.stored(conn)
+            rows = _stored(trail, conn)
             found = [c for c in rows if isinstance(c, Checkpoint)]
-            header = {"exported_at": timestamp(datetime.now(UTC)), "source": str(path.resolve()),
+            header = {"exported_at": timestamp(datetime.now(UTC)), "source": trail.source,
                       "head": {"seq": head[0], "hash": head[1]}}
             with partial.open("wb") as stream:
                 checkpoints.write_bundle(stream, key, header, found, (
@@ -585,10 +715,10 @@ def export(path: Path, out: Path) -> ExportSummary:
                 os.fsync(stream.fileno())
             conn.execute("COMMIT")
         os.replace(partial, out)
-    except (sqlite3.Error, OSError, ValueError, SigningKeyError) as e:
+    except (*trail.errors, OSError, ValueError, SigningKeyError) as e:
         with contextlib.suppress(OSError):
             partial.unlink()
-        raise AuditError(f"cannot export the audit log `{path}` to `{out}`: {e}") from e
+        raise AuditError(f"cannot export the audit log `{trail.name}` to `{out}`: {e}") from e
     return ExportSummary(count, len(found), head[0], checkpoints.key_id(key.public_key()),
                          len(rows) - len(found))
 

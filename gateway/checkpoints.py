@@ -1,10 +1,11 @@
 """Signed checkpoints of the audit trail, the key that signs them, and the verifiable export.
 
 A checkpoint says "record SEQ of this trail had hash H at time T", signed with Ed25519. The head
-anchor (`audit.head.json`) says the same without a signature, so whoever can rewrite the database
-can rewrite the anchor to match; nobody without the private key can make a checkpoint. The audit
-writer signs one every N records and on a timer (`gateway.audit`), stored in the `checkpoint`
-table of `audit.db` and logged, so log shipping keeps copies out of an intruder's reach.
+anchor says the same without a signature, so whoever can rewrite the database can rewrite the
+anchor to match; nobody without the private key can make a checkpoint. The audit writer signs one
+every N records and on a timer (`gateway.audit`), stored in the `checkpoint` table beside the
+records (in `audit.db`, or in PostgreSQL) and logged, so log shipping keeps copies out of an
+intruder's reach. The SQL here is the same for both backends.
 
 The key pair lives in the state directory: `audit-signing.key` (PKCS #8 PEM, mode 0600), created
 on first use, and `audit-signing.pub` (PEM) beside it. Auditors keep their own copy of the public
@@ -28,11 +29,10 @@ import hashlib
 import os
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -55,6 +55,17 @@ CREATE TABLE IF NOT EXISTS checkpoint (
 """
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _FIELDS = ("seq", "hash", "ts", "key_id", "signature")
+
+
+class Conn(Protocol):
+    """A connection to where the trail is kept, spoken to with `?` placeholders: an
+    `sqlite3.Connection`, or a PostgreSQL one behind `gateway.postgres.audit`'s adapter."""
+
+    def execute(self, sql: str, args: Sequence[object] = (), /) -> Any: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[object]], /) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class SigningKeyError(Exception):
@@ -192,20 +203,17 @@ def signature_ok(public: Ed25519PublicKey, checkpoint: Checkpoint) -> bool:
     return True
 
 
-def store(conn: sqlite3.Connection, checkpoints: Iterable[Checkpoint]) -> None:
+def store(conn: Conn, checkpoints: Iterable[Checkpoint]) -> None:
     """Inside the caller's transaction. A record already checkpointed keeps its first checkpoint:
     if the trail below it was rewritten since, that first one is the evidence."""
-    conn.executemany("INSERT OR IGNORE INTO checkpoint (seq, hash, ts, key_id, signature)"
-                     " VALUES (?, ?, ?, ?, ?)",
+    conn.executemany("INSERT INTO checkpoint (seq, hash, ts, key_id, signature)"
+                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                      [(c.seq, c.hash, c.ts, c.key_id, c.signature) for c in checkpoints])
 
 
-def stored(conn: sqlite3.Connection, *, newest: bool = False) -> list[Checkpoint | str]:
+def stored(conn: Conn, *, newest: bool = False) -> list[Checkpoint | str]:
     """The checkpoint table, oldest first (or only the newest); a row that is not a checkpoint
-    comes as its problem. No table (a trail from before checkpoints) is no checkpoints."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoint'"
-                    ).fetchone() is None:
-        return []
+    comes as its problem."""
     rows = conn.execute("SELECT seq, hash, ts, key_id, signature FROM checkpoint ORDER BY seq"
                         + (" DESC LIMIT 1" if newest else ""))
     found: list[Checkpoint | str] = []
@@ -217,7 +225,7 @@ def stored(conn: sqlite3.Connection, *, newest: bool = False) -> list[Checkpoint
     return found
 
 
-def latest(conn: sqlite3.Connection) -> int:
+def latest(conn: Conn) -> int:
     return conn.execute("SELECT coalesce(max(seq), 0) FROM checkpoint").fetchone()[0]
 
 

@@ -49,6 +49,7 @@ class Database:
         # named in pg_stat_activity, so an operator sees whose connections these are
         settings = {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
                     "application_name": f"gatehouse {what}"}
+        self._conninfo, self._settings = url, settings
         try:
             with psycopg.connect(url, **settings) as first:
                 migrate(first)
@@ -75,10 +76,22 @@ class Database:
         """One transaction on a pooled connection: committed when the block ends, rolled back
         when it raises. Database errors become `StoreError`s; others pass through."""
         try:
-            with self._pool.connection() as db, db.transaction():
+            with self.connection() as db, db.transaction():
                 yield db
         except psycopg.Error as e:
             raise StoreError(f"{self.what}: {e}") from e
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A pooled connection in autocommit mode, for a caller running its own transactions
+        (database errors pass through as they are)."""
+        with self._pool.connection() as db:
+            yield db
+
+    def connect(self) -> Connection:
+        """A connection of its own, outside the pool, in autocommit mode: for a long-lived
+        user such as the audit writer, which would otherwise hold a pooled one for good."""
+        return psycopg.connect(self._conninfo, autocommit=True, **self._settings)
 
     def rows(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
         with self.transaction() as db:

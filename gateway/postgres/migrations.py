@@ -100,6 +100,23 @@ CREATE TABLE quarantine (
 CREATE INDEX quarantine_retry ON quarantine (agent, request_hash, created_at);
 CREATE INDEX quarantine_state ON quarantine (state, created_at);
 """),
+    Migration(5, "the audit trail, its checkpoints and head anchor", """
+CREATE TABLE audit (
+    seq bigint PRIMARY KEY, ts text COLLATE "C" NOT NULL, event text COLLATE "C" NOT NULL,
+    agent text COLLATE "C", action text COLLATE "C", decision text COLLATE "C",
+    prev text NOT NULL, hash text NOT NULL, record text NOT NULL);
+CREATE INDEX audit_ts ON audit (ts);
+CREATE INDEX audit_event ON audit (event, seq);
+CREATE INDEX audit_agent ON audit (agent, seq);
+CREATE INDEX audit_action ON audit (action, seq);
+CREATE INDEX audit_decision ON audit (decision, seq);
+CREATE TABLE checkpoint (
+    seq bigint PRIMARY KEY, hash text NOT NULL, ts text NOT NULL, key_id text NOT NULL,
+    signature text NOT NULL);
+CREATE TABLE audit_head (
+    id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash text NOT NULL);
+INSERT INTO audit_head VALUES (1, 0, repeat('0', 64));
+"""),
 )
 
 _LEDGER = """

@@ -1,17 +1,17 @@
 """The audit trail: durable before the call goes on, one gapless hash chain however many callers
-and processes append, and a verifier that names the first record that was tampered with."""
+and processes append, and a verifier that names the first record that was tampered with. Every
+test taking `where` runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import re
-import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, closing, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,10 @@ import orjson
 import pytest
 
 from gateway.audit import GENESIS, AuditEntry, AuditError, AuditLog, VerifyReport, verify
+from gateway.checkpoints import Conn
+from gateway.postgres.audit import PostgresAuditLog
+from tests.gateway.postgres.places import TrailPlace, throwaway_schema, trail_fixture
+from tests.gateway.postgres.test_database import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DECIDED = {"agent": "alice", "action": "email.send", "params": {"to": ["bob@example.com"]},
@@ -27,29 +31,23 @@ DECIDED = {"agent": "alice", "action": "email.send", "params": {"to": ["bob@exam
            "snapshot_id": "r7:0123456789ab"}
 
 
+where = trail_fixture()
+
+
 @pytest.fixture
 def path(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
 @pytest.fixture
-def log(path: Path) -> Iterator[AuditLog]:
-    with AuditLog(path) as opened:
+def log(where: TrailPlace) -> Iterator[AuditLog]:
+    with where.open() as opened:
         yield opened
 
 
-def database(path: Path) -> closing[sqlite3.Connection]:
-    """A raw connection, as someone with file access would open it."""
-    return closing(sqlite3.connect(path, isolation_level=None))
-
-
-def rows(path: Path) -> list[tuple[int, str, str]]:
-    with database(path) as db:
+def rows(where: TrailPlace) -> list[tuple[int, str, str]]:
+    with where.db() as db:
         return db.execute("SELECT seq, prev, hash FROM audit ORDER BY seq").fetchall()
-
-
-def head(path: Path) -> dict[str, object]:
-    return orjson.loads((path.parent / "audit.head.json").read_bytes())
 
 
 def intact(report: VerifyReport) -> int:
@@ -61,7 +59,7 @@ def intact(report: VerifyReport) -> int:
 # -- append and query ---------------------------------------------------------------------------
 
 
-def test_a_record_is_committed_and_chained_before_append_returns(path: Path,
+def test_a_record_is_committed_and_chained_before_append_returns(where: TrailPlace,
                                                                  log: AuditLog) -> None:
     entry = log.append_sync("call.decided", DECIDED)
 
@@ -72,16 +70,16 @@ def test_a_record_is_committed_and_chained_before_append_returns(path: Path,
     hashed = {k: v for k, v in record.items() if k != "hash"}
     canonical = orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)
     assert entry.hash == hashlib.sha256(GENESIS.encode() + canonical).hexdigest()
-    assert rows(path) == [(1, GENESIS, entry.hash)]  # visible to any other connection
-    log.close()  # the anchor follows the commit (callers do not wait for it); close settles it
-    assert head(path) == {"seq": 1, "hash": entry.hash}
+    assert rows(where) == [(1, GENESIS, entry.hash)]  # visible to any other connection
+    log.close()
+    assert where.head() == (1, entry.hash)
 
 
-def test_async_append_continues_the_chain(path: Path, log: AuditLog) -> None:
+def test_async_append_continues_the_chain(where: TrailPlace, log: AuditLog) -> None:
     first = log.append_sync("policy.reloaded", {"snapshot_id": "r1:aaaaaaaaaaaa"})
     second = asyncio.run(log.append("call.decided", DECIDED))
     assert second.seq == 2
-    assert rows(path) == [(1, GENESIS, first.hash), (2, first.hash, second.hash)]
+    assert rows(where) == [(1, GENESIS, first.hash), (2, first.hash, second.hash)]
 
 
 def test_the_callers_fields_are_stored_as_json(log: AuditLog) -> None:
@@ -101,12 +99,12 @@ def test_the_callers_fields_are_stored_as_json(log: AuditLog) -> None:
     ({1: "non-string key"}, "`call.decided` record: fields are not JSON: "),
 ])
 def test_fields_that_cannot_be_recorded_are_refused_and_nothing_is_written(
-        path: Path, log: AuditLog, fields: dict[str, object], problem: str) -> None:
+        where: TrailPlace, log: AuditLog, fields: dict[str, object], problem: str) -> None:
     with pytest.raises(AuditError, match=re.escape(problem)):
         log.append_sync("call.decided", fields)
     with pytest.raises(AuditError, match=re.escape(problem)):
         asyncio.run(log.append("call.decided", fields))
-    assert rows(path) == []
+    assert rows(where) == []
 
 
 RECORDS = [
@@ -163,25 +161,27 @@ def test_query_refuses_a_time_without_a_timezone(log: AuditLog) -> None:
 # -- durability and one chain -------------------------------------------------------------------
 
 
-def test_records_survive_reopening_and_the_next_log_continues_the_chain(path: Path) -> None:
-    with AuditLog(path) as first:
+def test_records_survive_reopening_and_the_next_log_continues_the_chain(
+        where: TrailPlace) -> None:
+    with where.open() as first:
         for event, fields in RECORDS[:3]:
             first.append_sync(event, fields)
-    with AuditLog(path) as second:
+    with where.open() as second:
         assert second.append_sync(*RECORDS[3]).seq == 4
-    assert [r["event"] for r in AuditLog(path).query()] == [e for e, _ in RECORDS[:4]]
-    assert intact(verify(path)) == 4
+    with where.open() as third:
+        assert [r["event"] for r in third.query()] == [e for e, _ in RECORDS[:4]]
+    assert intact(verify(where.trail)) == 4
 
 
-def test_two_logs_open_on_one_file_write_one_chain(path: Path) -> None:
-    with AuditLog(path) as gateway, AuditLog(path) as cli:
+def test_two_logs_open_on_one_trail_write_one_chain(where: TrailPlace) -> None:
+    with where.open() as gateway, where.open() as cli:
         seqs = [(gateway if n % 2 else cli).append_sync("call.decided", {"n": n}).seq
                 for n in range(10)]
     assert seqs == list(range(1, 11))
-    assert intact(verify(path)) == 10
+    assert intact(verify(where.trail)) == 10
 
 
-def test_concurrent_appends_share_transactions_and_land_gapless(path: Path,
+def test_concurrent_appends_share_transactions_and_land_gapless(where: TrailPlace,
                                                                 log: AuditLog) -> None:
     async def burst() -> list[AuditEntry]:
         return await asyncio.gather(*(log.append("call.decided", {"agent": f"a{n % 7}", "n": n})
@@ -190,19 +190,17 @@ def test_concurrent_appends_share_transactions_and_land_gapless(path: Path,
     entries = asyncio.run(burst())
     assert sorted(e.seq for e in entries) == list(range(1, 501))
     assert log.commits < 50  # group commit: many records per transaction, not one each
-    assert intact(verify(path)) == 500
-    assert head(path) == {"seq": 500, "hash": max(entries, key=lambda e: e.seq).hash}
+    assert intact(verify(where.trail)) == 500
+    assert where.head() == (500, max(entries, key=lambda e: e.seq).hash)
 
 
-def test_a_waiting_append_never_blocks_the_event_loop(path: Path, log: AuditLog) -> None:
+def test_a_waiting_append_never_blocks_the_event_loop(where: TrailPlace, log: AuditLog) -> None:
     async def scenario() -> AuditEntry:
-        with database(path) as other:
-            other.execute("BEGIN IMMEDIATE")  # another process is writing: the writer waits
+        with where.writing():  # another process is writing: the writer waits
             task = asyncio.create_task(log.append("call.decided", DECIDED))
             for _ in range(20):  # the loop keeps turning meanwhile
                 await asyncio.sleep(0.01)
                 assert not task.done()
-            other.execute("COMMIT")
         return await task
 
     assert asyncio.run(scenario()).seq == 1
@@ -211,11 +209,11 @@ def test_a_waiting_append_never_blocks_the_event_loop(path: Path, log: AuditLog)
 CHILD = """
 import asyncio, sys, time
 from pathlib import Path
-from gateway.audit import AuditLog
+from tests.gateway.postgres.places import TrailPlace
 
-path, who, start = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-with AuditLog(path) as log:
-    (path.parent / who).touch()  # ready
+state, url, who, start = Path(sys.argv[1]), sys.argv[2] or None, sys.argv[3], Path(sys.argv[4])
+with TrailPlace(state, url).open() as log:
+    (state / who).touch()  # ready
     while not start.exists():
         time.sleep(0.001)
     if who == "cli":  # one transaction per record, as CLI commands do
@@ -232,18 +230,20 @@ with AuditLog(path) as log:
 """
 
 
-def test_two_processes_appending_at_once_write_one_verifiable_chain(path: Path) -> None:
-    AuditLog(path).close()
-    start = path.parent / "start"
-    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(path), who, str(start)],
-                                 cwd=ROOT) for who in ("cli", "gateway")]
-    while not all((path.parent / who).exists() for who in ("cli", "gateway")):
+def test_two_processes_appending_at_once_write_one_verifiable_chain(where: TrailPlace) -> None:
+    where.open().close()
+    start = where.directory / "start"
+    children = [subprocess.Popen([sys.executable, "-c", CHILD, str(where.directory),
+                                  where.url or "", who, str(start)], cwd=ROOT)
+                for who in ("cli", "gateway")]
+    while not all((where.directory / who).exists() for who in ("cli", "gateway")):
         time.sleep(0.001)
     start.touch()  # both are imported and open: they start together
     assert [child.wait(timeout=60) for child in children] == [0, 0]
 
-    assert intact(verify(path)) == 300
-    records = AuditLog(path).query(limit=1000)
+    assert intact(verify(where.trail)) == 300
+    with where.open() as log:
+        records = log.query(limit=1000)
     for who in ("cli", "gateway"):
         assert [r["n"] for r in records if r["actor"] == who] == list(range(150))
     turns = sum(a["actor"] != b["actor"] for a, b in zip(records, records[1:], strict=False))
@@ -254,54 +254,61 @@ def test_two_processes_appending_at_once_write_one_verifiable_chain(path: Path) 
 
 
 @contextmanager
-def table_dropped(path: Path) -> Iterator[None]:
-    with database(path) as db:
+def table_dropped(where: TrailPlace) -> Iterator[None]:
+    with where.db() as db:
         db.execute("DROP TABLE audit")
     yield
 
 
+REFUSE_INSERTS = {  # as a full disk would: the database takes no more rows
+    "sqlite": "CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
+              "SELECT RAISE(ABORT, 'database or disk is full'); END",
+    "postgresql": "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "RAISE EXCEPTION 'database or disk is full'; END $$; "
+                  "CREATE TRIGGER disk_full BEFORE INSERT ON audit EXECUTE FUNCTION disk_full()",
+}
+
+
 @contextmanager
-def inserts_refused(path: Path) -> Iterator[None]:
-    """As a full disk would: the database takes no more rows."""
-    with database(path) as db:
-        db.execute("CREATE TRIGGER full BEFORE INSERT ON audit BEGIN "
-                   "SELECT RAISE(ABORT, 'database or disk is full'); END")
+def inserts_refused(where: TrailPlace) -> Iterator[None]:
+    with where.db() as db:
+        db.execute(REFUSE_INSERTS["postgresql" if where.url else "sqlite"])
     yield
 
 
-@contextmanager
-def locked_by_another_writer(path: Path) -> Iterator[None]:
-    with database(path) as db:
-        db.execute("BEGIN IMMEDIATE")
-        yield
-        db.execute("ROLLBACK")
+def locked_by_another_writer(where: TrailPlace) -> AbstractContextManager[None]:
+    return where.writing()
 
 
-@pytest.mark.parametrize(("failure", "message"), [
-    (table_dropped, "no such table: audit"),
-    (inserts_refused, "database or disk is full"),
-    (locked_by_another_writer, "database is locked"),
+@pytest.mark.parametrize(("failure", "messages"), [
+    (table_dropped, ("no such table: audit", 'relation "audit" does not exist')),
+    (inserts_refused, ("database or disk is full", "database or disk is full")),
+    (locked_by_another_writer, ("database is locked", "canceling statement due to lock "
+                                                      "timeout")),
 ])
 def test_every_waiting_caller_gets_audit_error_when_the_write_fails(
-        path: Path, failure: Callable[[Path], AbstractContextManager[None]], message: str) -> None:
+        where: TrailPlace, failure: Callable[[TrailPlace], AbstractContextManager[None]],
+        messages: tuple[str, str]) -> None:
     async def scenario(log: AuditLog) -> list[AuditEntry | BaseException]:
         await log.append("call.decided", DECIDED)  # the writer is up and connected
-        with failure(path):
+        with failure(where):
             return await asyncio.gather(*(log.append("call.decided", DECIDED)
                                           for _ in range(5)), return_exceptions=True)
 
-    with AuditLog(path, busy_timeout=0.2) as log:
+    with where.open(busy_timeout=0.2) as log:
         outcomes = asyncio.run(scenario(log))
     assert [type(o) for o in outcomes] == [AuditError] * 5
-    assert all(str(o) == f"the audit record could not be written: {message}" for o in outcomes)
+    message = f"the audit record could not be written: {messages[bool(where.url)]}"
+    assert all(str(o).startswith(message) for o in outcomes), outcomes
 
 
-def test_the_log_recovers_without_a_gap_once_the_database_takes_writes_again(path: Path) -> None:
-    with AuditLog(path, busy_timeout=0.2) as log:
-        with locked_by_another_writer(path), pytest.raises(AuditError):
+def test_the_log_recovers_without_a_gap_once_the_database_takes_writes_again(
+        where: TrailPlace) -> None:
+    with where.open(busy_timeout=0.2) as log:
+        with where.writing(), pytest.raises(AuditError):
             log.append_sync("call.decided", DECIDED)
         assert log.append_sync("call.decided", DECIDED).seq == 1
-    assert intact(verify(path)) == 1
+    assert intact(verify(where.trail)) == 1
 
 
 def test_a_log_that_cannot_be_opened_raises_audit_error(tmp_path: Path) -> None:
@@ -310,8 +317,19 @@ def test_a_log_that_cannot_be_opened_raises_audit_error(tmp_path: Path) -> None:
         AuditLog(missing)
 
 
-def test_closing_writes_what_is_queued_and_refuses_what_comes_after(path: Path) -> None:
-    log = AuditLog(path)
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(
+        tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(AuditError) as refused:
+        PostgresAuditLog(f"postgresql://gatehouse:hunter2@127.0.0.1:{port}/gatehouse", tmp_path)
+    assert str(refused.value).startswith(
+        f"cannot open the audit trail: PostgreSQL at `postgresql://gatehouse@127.0.0.1:{port}/"
+        "gatehouse` did not let Gatehouse in: ")
+    assert "hunter2" not in str(refused.value)
+
+
+def test_closing_writes_what_is_queued_and_refuses_what_comes_after(where: TrailPlace) -> None:
+    log = where.open()
 
     async def scenario() -> list[AuditEntry]:
         tasks = [asyncio.create_task(log.append("call.decided", {"n": n})) for n in range(50)]
@@ -329,7 +347,7 @@ def test_closing_writes_what_is_queued_and_refuses_what_comes_after(path: Path) 
 # -- verify -------------------------------------------------------------------------------------
 
 
-def rewrite(db: sqlite3.Connection, seq: int, **changes: object) -> None:
+def rewrite(db: Conn, seq: int, **changes: object) -> None:
     """Alter one record the careful way: its own hash recomputed to match."""
     [(text,)] = db.execute("SELECT record FROM audit WHERE seq = ?", (seq,)).fetchall()
     record = {**orjson.loads(text), **changes}
@@ -340,20 +358,20 @@ def rewrite(db: sqlite3.Connection, seq: int, **changes: object) -> None:
                                   record["decision"], seq))
 
 
-def rewrite_text(db: sqlite3.Connection, seq: int, text: str) -> None:
+def rewrite_text(db: Conn, seq: int, text: str) -> None:
     [(prev,)] = db.execute("SELECT prev FROM audit WHERE seq = ?", (seq,)).fetchall()
     digest = hashlib.sha256((prev + text).encode()).hexdigest()
     db.execute("UPDATE audit SET record = ?, hash = ? WHERE seq = ?", (text, digest, seq))
 
 
-def swap(db: sqlite3.Connection, a: int, b: int) -> None:
+def swap(db: Conn, a: int, b: int) -> None:
     db.execute("UPDATE audit SET seq = -1 WHERE seq = ?", (a,))
     db.execute("UPDATE audit SET seq = ? WHERE seq = ?", (a, b))
     db.execute("UPDATE audit SET seq = ? WHERE seq = -1", (b,))
 
 
-def sql(statement: str) -> Callable[[sqlite3.Connection], None]:
-    def run(db: sqlite3.Connection) -> None:
+def sql(statement: str) -> Callable[[Conn], None]:
+    def run(db: Conn) -> None:
         db.execute(statement)
     return run
 
@@ -401,15 +419,15 @@ TAMPERING = [
 
 @pytest.mark.parametrize(("tamper", "report"), TAMPERING)
 def test_verify_names_the_first_tampered_record(
-        path: Path, tamper: Callable[[sqlite3.Connection], None], report: VerifyReport) -> None:
-    with AuditLog(path, checkpoint_every=4) as log:  # signed at 4, 8 and (closing) 10
+        where: TrailPlace, tamper: Callable[[Conn], None], report: VerifyReport) -> None:
+    with where.open(checkpoint_every=4) as log:  # signed at 4, 8 and (closing) 10
         for n in range(1, 11):
             log.append_sync("call.decided", {"agent": "alice", "decision": "deny", "n": n})
-    assert intact(verify(path)) == 10
-    assert verify(path).checkpoints == 3  # and still the chain names the first bad record
-    with database(path) as db:
+    assert intact(verify(where.trail)) == 10
+    assert verify(where.trail).checkpoints == 3  # and still the chain names the first bad record
+    with where.db() as db:
         tamper(db)
-    assert verify(path) == report
+    assert verify(where.trail) == report
 
 
 @pytest.mark.parametrize(("anchor", "problem"), [
@@ -430,10 +448,32 @@ def test_verify_needs_the_head_anchor(path: Path, anchor: bytes | None, problem:
     assert report.problem.startswith(problem)
 
 
-def test_verify_an_empty_log_a_missing_one_and_something_else(path: Path) -> None:
+def test_verify_needs_the_head_anchor_row_in_postgresql(request: pytest.FixtureRequest,
+                                                       tmp_path: Path) -> None:
+    with throwaway_schema(request) as url:
+        where = TrailPlace(tmp_path, url)
+        verify_without_the_anchor_row(where)
+        where.close()
+
+
+def verify_without_the_anchor_row(where: TrailPlace) -> None:
+    with where.open() as log:
+        log.append_sync("call.decided", DECIDED)
+    with where.db() as db:
+        db.execute("DELETE FROM audit_head")
+    assert verify(where.trail) == VerifyReport(
+        False, 0, None, "the head anchor (table `audit_head`) is empty: records cut off the tail "
+                        "would go unnoticed")
+
+
+def test_verify_an_empty_trail(where: TrailPlace) -> None:
+    where.open().close()
+    assert intact(verify(where.trail)) == 0
+
+
+def test_verify_a_missing_log_and_something_else(path: Path) -> None:
     assert verify(path) == VerifyReport(False, 0, None, f"there is no audit log at `{path}`")
     AuditLog(path).close()
-    assert intact(verify(path)) == 0
     path.write_bytes(b"not a database" * 100)
     assert verify(path) == VerifyReport(False, 0, None, f"cannot read the audit log `{path}`: "
                                                         "file is not a database")

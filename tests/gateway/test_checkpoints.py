@@ -1,20 +1,19 @@
 """Signed checkpoints: written by the audit writer every N records and on a timer, checked by
 `verify` against a public key, and the signed bundle that `export` writes and `verify_bundle`
-checks with nothing else at hand. Tampering is done as an intruder would: raw SQL, raw files."""
+checks with nothing else at hand. Tampering is done as an intruder would: raw SQL, raw files.
+Every test taking `where` runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
-import sqlite3
 import stat
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -25,8 +24,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway import checkpoints
 from gateway.audit import AuditError, AuditLog, VerifyReport, export, verify, verify_bundle
 from gateway.checkpoints import Checkpoint, load_public_key, signature_ok, signing_key
+from tests.gateway.postgres.places import TrailPlace, trail_fixture
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+where = trail_fixture()
 
 
 @pytest.fixture
@@ -34,24 +37,20 @@ def path(tmp_path: Path) -> Path:
     return tmp_path / "audit.db"
 
 
-def database(path: Path) -> closing[sqlite3.Connection]:
-    return closing(sqlite3.connect(path, isolation_level=None))
-
-
-def signed(path: Path) -> list[Checkpoint]:
-    with database(path) as db:
+def signed(where: TrailPlace) -> list[Checkpoint]:
+    with where.db() as db:
         found = checkpoints.stored(db)
     assert all(isinstance(c, Checkpoint) for c in found), found
     return found  # type: ignore[return-value]
 
 
-def hashes(path: Path) -> dict[int, str]:
-    with database(path) as db:
-        return dict(db.execute("SELECT seq, hash FROM audit"))
+def hashes(where: TrailPlace) -> dict[int, str]:
+    with where.db() as db:
+        return dict(db.execute("SELECT seq, hash FROM audit").fetchall())
 
 
-def fill(path: Path, count: int, **options: float) -> None:
-    with AuditLog(path, **options) as log:  # type: ignore[arg-type]
+def fill(where: TrailPlace, count: int, **options: float) -> None:
+    with where.open(**options) as log:
         for n in range(count):
             log.append_sync("call.decided", {"agent": "alice", "decision": "allow", "n": n})
 
@@ -63,19 +62,18 @@ def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def rewrite_anchor(path: Path) -> None:
+def rewrite_anchor(where: TrailPlace) -> None:
     """What an intruder does after cutting the tail: make the anchor name the new last record."""
-    with database(path) as db:
+    with where.db() as db:
         seq, digest = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
                                  ).fetchone()
-    (path.parent / "audit.head.json").write_bytes(
-        orjson.dumps({"seq": seq, "hash": digest}).ljust(192))
+    where.move_head(seq, digest)
 
 
-def rechain_from(path: Path, seq: int, **changes: object) -> None:
+def rechain_from(where: TrailPlace, seq: int, **changes: object) -> None:
     """Alter record `seq` and recompute every hash and link after it, anchor included: a rewrite
     the chain and the anchor cannot show."""
-    with database(path) as db:
+    with where.db() as db:
         [(prev,)] = db.execute("SELECT prev FROM audit WHERE seq = ?", (seq,)).fetchall()
         rows = db.execute("SELECT seq, record FROM audit WHERE seq >= ? ORDER BY seq",
                           (seq,)).fetchall()
@@ -87,7 +85,7 @@ def rechain_from(path: Path, seq: int, **changes: object) -> None:
                        " WHERE seq = ?", (canonical.decode(), prev, digest, record.get("agent"),
                                           record.get("decision"), n))
             prev = digest
-    rewrite_anchor(path)
+    rewrite_anchor(where)
 
 
 # -- the key ------------------------------------------------------------------------------------
@@ -127,92 +125,93 @@ def test_two_makers_at_once_agree_on_one_key(tmp_path: Path) -> None:
                                                           "audit-signing.pub"]
 
 
-def test_a_log_whose_key_cannot_be_read_does_not_open(tmp_path: Path) -> None:
-    (tmp_path / "audit-signing.key").write_text("not a key")
+def test_a_log_whose_key_cannot_be_read_does_not_open(where: TrailPlace) -> None:
+    (where.directory / "audit-signing.key").write_text("not a key")
     with pytest.raises(AuditError, match="cannot load the audit signing key `.*audit-signing"
                                          r"\.key`"):
-        AuditLog(tmp_path / "audit.db")
+        where.open()
 
 
 # -- writing checkpoints ------------------------------------------------------------------------
 
 
 def test_a_checkpoint_every_n_records_in_the_transaction_that_writes_the_record(
-        path: Path) -> None:
-    log = AuditLog(path, checkpoint_every=10)
+        where: TrailPlace) -> None:
+    log = where.open(checkpoint_every=10)
     for n in range(25):
         log.append_sync("call.decided", {"n": n})
-    written = signed(path)  # committed with the records themselves, before append returned
+    written = signed(where)  # committed with the records themselves, before append returned
     assert [c.seq for c in written] == [10, 20]
-    chain = hashes(path)
-    public = load_public_key(path.parent / "audit-signing.pub")
+    chain = hashes(where)
+    public = load_public_key(where.directory / "audit-signing.pub")
     assert all(c.hash == chain[c.seq] and signature_ok(public, c) for c in written)
     log.close()
-    assert [c.seq for c in signed(path)] == [10, 20, 25]  # closing signs the head
-    assert verify(path).checkpoints == 3
+    assert [c.seq for c in signed(where)] == [10, 20, 25]  # closing signs the head
+    assert verify(where.trail).checkpoints == 3
 
 
-def test_batches_of_concurrent_appends_get_a_checkpoint_at_every_multiple(path: Path) -> None:
+def test_batches_of_concurrent_appends_get_a_checkpoint_at_every_multiple(
+        where: TrailPlace) -> None:
     async def burst(log: AuditLog) -> None:
         await asyncio.gather(*(log.append("call.decided", {"n": n}) for n in range(500)))
 
-    with AuditLog(path, checkpoint_every=100) as log:
+    with where.open(checkpoint_every=100) as log:
         asyncio.run(burst(log))
         assert log.commits < 50  # group commit, still
-        assert [c.seq for c in signed(path)] == [100, 200, 300, 400, 500]
+        assert [c.seq for c in signed(where)] == [100, 200, 300, 400, 500]
 
 
-def test_the_timer_signs_the_head_once_when_records_wait_unsigned(path: Path) -> None:
-    with AuditLog(path, checkpoint_interval=0.3) as log:
+def test_the_timer_signs_the_head_once_when_records_wait_unsigned(where: TrailPlace) -> None:
+    with where.open(checkpoint_interval=0.3) as log:
         for n in range(3):
             log.append_sync("call.decided", {"n": n})
-        eventually(lambda: [c.seq for c in signed(path)] == [3])
+        eventually(lambda: [c.seq for c in signed(where)] == [3])
         time.sleep(1.0)  # three more intervals, no new records: nothing more to sign
-        assert [c.seq for c in signed(path)] == [3]
+        assert [c.seq for c in signed(where)] == [3]
         log.append_sync("call.decided", {"n": 3})
-        eventually(lambda: [c.seq for c in signed(path)] == [3, 4])
+        eventually(lambda: [c.seq for c in signed(where)] == [3, 4])
 
 
-def test_the_timer_also_signs_records_another_process_appended(path: Path) -> None:
-    with AuditLog(path, checkpoint_interval=0.3) as gateway:
+def test_the_timer_also_signs_records_another_process_appended(where: TrailPlace) -> None:
+    with where.open(checkpoint_interval=0.3) as gateway:
         gateway.append_sync("call.decided", {"n": 0})
-        eventually(lambda: [c.seq for c in signed(path)] == [1])
-        with AuditLog(path, checkpoint_interval=3600) as cli:
+        eventually(lambda: [c.seq for c in signed(where)] == [1])
+        with where.open(checkpoint_interval=3600) as cli:
             cli.append_sync("token.created", {"n": 1})
-            eventually(lambda: [c.seq for c in signed(path)] == [1, 2])  # before cli closes
+            eventually(lambda: [c.seq for c in signed(where)] == [1, 2])  # before cli closes
 
 
-def test_sign_head_signs_once_and_returns_the_newest(path: Path) -> None:
-    with AuditLog(path) as log:
+def test_sign_head_signs_once_and_returns_the_newest(where: TrailPlace) -> None:
+    with where.open() as log:
         assert log.sign_head() is None  # nothing to sign
         log.append_sync("call.decided", {"n": 0})
         first = log.sign_head()
         assert first is not None and first.seq == 1
         assert log.sign_head() == first
-    assert [c.seq for c in signed(path)] == [1]
+    assert [c.seq for c in signed(where)] == [1]
 
 
 def test_checkpoints_are_logged_so_log_shipping_keeps_a_copy(
-        path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        where: TrailPlace, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="gatehouse.audit")
-    fill(path, 2, checkpoint_every=2)
+    fill(where, 2, checkpoint_every=2)
     [line] = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
-    assert Checkpoint.from_json(orjson.loads(line[line.index("{"):])) == signed(path)[0]
+    assert Checkpoint.from_json(orjson.loads(line[line.index("{"):])) == signed(where)[0]
 
 
 # -- verifying them -----------------------------------------------------------------------------
 
 
-def sql(statement: str) -> Callable[[Path], None]:
-    def run(path: Path) -> None:
-        with database(path) as db:
+def sql(statement: str) -> Callable[[TrailPlace], None]:
+    def run(where: TrailPlace) -> None:
+        with where.db() as db:
             db.execute(statement)
     return run
 
 
-def truncated_with_anchor(path: Path) -> None:
-    sql("DELETE FROM audit WHERE seq > 15")(path)
-    rewrite_anchor(path)
+def truncated_with_anchor(where: TrailPlace) -> None:
+    sql("DELETE FROM audit WHERE seq > 15")(where)
+    rewrite_anchor(where)
 
 
 # the signature with its first byte changed
@@ -242,31 +241,31 @@ SIGNATURE_TAMPERING = [
 
 
 @pytest.mark.parametrize(("tamper", "problem"), SIGNATURE_TAMPERING)
-def test_a_tampered_checkpoint_is_named(path: Path, tamper: Callable[[Path], None],
+def test_a_tampered_checkpoint_is_named(where: TrailPlace, tamper: Callable[[TrailPlace], None],
                                         problem: str) -> None:
-    fill(path, 25, checkpoint_every=10)
-    report = verify(path)
+    fill(where, 25, checkpoint_every=10)
+    report = verify(where.trail)
     assert (report.ok, report.checkpoints, report.latest_checkpoint) == (True, 3, 25)
-    tamper(path)
-    assert verify(path) == VerifyReport(False, 25, None, problem)
+    tamper(where)
+    assert verify(where.trail) == VerifyReport(False, 25, None, problem)
 
 
-def test_a_key_that_did_not_sign_them_is_named(path: Path, tmp_path: Path) -> None:
-    fill(path, 12, checkpoint_every=10)
+def test_a_key_that_did_not_sign_them_is_named(where: TrailPlace, tmp_path: Path) -> None:
+    fill(where, 12, checkpoint_every=10)
     other = tmp_path / "other.pub"
     other.write_bytes(checkpoints.public_pem(Ed25519PrivateKey.generate().public_key()))
     theirs = checkpoints.key_id(load_public_key(other))
     ours = checkpoints.key_id(load_public_key(tmp_path / "audit-signing.pub"))
-    assert verify(path, public_key=other) == VerifyReport(
+    assert verify(where.trail, public_key=other) == VerifyReport(
         False, 12, None, f"the checkpoint at record 10 was signed by another key ({ours}) than "
                          f"`{other}` ({theirs})")
-    assert verify(path, public_key=tmp_path / "audit-signing.pub").ok
+    assert verify(where.trail, public_key=tmp_path / "audit-signing.pub").ok
 
 
-def test_checkpoints_without_a_public_key_cannot_pass(path: Path, tmp_path: Path) -> None:
-    fill(path, 3)
+def test_checkpoints_without_a_public_key_cannot_pass(where: TrailPlace, tmp_path: Path) -> None:
+    fill(where, 3)
     (tmp_path / "audit-signing.pub").unlink()
-    report = verify(path)
+    report = verify(where.trail)
     assert (report.ok, report.first_bad_seq) == (False, None)
     assert report.problem == (f"cannot read the public key `{tmp_path / 'audit-signing.pub'}`: "
                               "No such file or directory, so 1 signed checkpoint cannot be "
@@ -274,44 +273,45 @@ def test_checkpoints_without_a_public_key_cannot_pass(path: Path, tmp_path: Path
 
 
 def test_a_trail_from_before_checkpoints_still_verifies(path: Path, tmp_path: Path) -> None:
-    fill(path, 3)
-    sql("DROP TABLE checkpoint")(path)
+    """Only SQLite trails are that old."""
+    fill(TrailPlace(tmp_path), 3)
+    sql("DROP TABLE checkpoint")(TrailPlace(tmp_path))
     (tmp_path / "audit-signing.pub").unlink()
     assert verify(path) == VerifyReport(True, 3, None, "")
 
 
 def test_truncation_below_a_checkpoint_is_found_even_with_the_anchor_rewritten(
-        path: Path) -> None:
-    fill(path, 25, checkpoint_every=10)
-    truncated_with_anchor(path)
-    report = verify(path)
-    [newest] = [c for c in signed(path) if c.seq == 25]
+        where: TrailPlace) -> None:
+    fill(where, 25, checkpoint_every=10)
+    truncated_with_anchor(where)
+    report = verify(where.trail)
+    [newest] = [c for c in signed(where) if c.seq == 25]
     assert report == VerifyReport(False, 15, 16, "records 16 to 25 were removed from the tail: "
                                                  f"the checkpoint signed at {newest.ts} names "
                                                  "record 25 but the log ends at record 15")
 
 
 def test_a_rewritten_history_is_found_by_the_checkpoint_it_no_longer_matches(
-        path: Path) -> None:
-    fill(path, 25, checkpoint_every=10)
-    rechain_from(path, 13, decision="deny")
-    [twenty] = [c for c in signed(path) if c.seq == 20]
-    assert verify(path) == VerifyReport(
+        where: TrailPlace) -> None:
+    fill(where, 25, checkpoint_every=10)
+    rechain_from(where, 13, decision="deny")
+    [twenty] = [c for c in signed(where) if c.seq == 20]
+    assert verify(where.trail) == VerifyReport(
         False, 10, 20, f"record 20 is not the one that was signed: its hash differs from the "
                        f"checkpoint signed at {twenty.ts}, so the trail was rewritten after "
                        "record 10 up to it")
 
 
 def test_checkpoints_kept_elsewhere_catch_a_cut_that_took_the_checkpoint_table_along(
-        path: Path, tmp_path: Path) -> None:
-    fill(path, 25, checkpoint_every=10)
-    with AuditLog(path) as log:
+        where: TrailPlace, tmp_path: Path) -> None:
+    fill(where, 25, checkpoint_every=10)
+    with where.open() as log:
         kept = log.sign_head()  # what `gatehouse audit checkpoint` prints, shipped off the host
     assert kept is not None and kept.seq == 25
-    truncated_with_anchor(path)
-    sql("DELETE FROM checkpoint WHERE seq > 15")(path)
-    assert verify(path).ok  # the database alone cannot tell: nothing signed names a lost record
-    report = verify(path, kept=[kept])
+    truncated_with_anchor(where)
+    sql("DELETE FROM checkpoint WHERE seq > 15")(where)
+    assert verify(where.trail).ok  # the database alone cannot tell: nothing signed names a loss
+    report = verify(where.trail, kept=[kept])
     assert (report.ok, report.first_bad_seq) == (False, 16)
     assert "records 16 to 25 were removed from the tail" in report.problem
 
@@ -320,10 +320,10 @@ def test_checkpoints_kept_elsewhere_catch_a_cut_that_took_the_checkpoint_table_a
 
 
 @pytest.fixture
-def bundle(path: Path, tmp_path: Path) -> Path:
-    fill(path, 25, checkpoint_every=10)
+def bundle(where: TrailPlace, tmp_path: Path) -> Path:
+    fill(where, 25, checkpoint_every=10)
     out = tmp_path / "bundle.jsonl"
-    summary = export(path, out)
+    summary = export(where.trail, out)
     assert (summary.records, summary.checkpoints, summary.head_seq, summary.left_out) == \
         (25, 3, 25, 0)
     return out
@@ -339,21 +339,20 @@ def test_a_bundle_verifies_on_its_own(bundle: Path, tmp_path: Path) -> None:
     moved = bundle.rename(elsewhere / "bundle.jsonl")
     public = elsewhere / "gateway.pub"
     public.write_bytes((tmp_path / "audit-signing.pub").read_bytes())
-    for path in (tmp_path / "audit.db", tmp_path / "audit.head.json",
-                 tmp_path / "audit-signing.key", tmp_path / "audit-signing.pub"):
-        path.unlink()  # no state directory at hand
+    for path in tmp_path.glob("audit[.-]*"):
+        path.unlink()  # no state directory at hand (nor, on SQLite, the trail)
     report = verify_bundle(moved, public_key=public)
     assert (report.ok, report.records, report.checkpoints, report.latest_checkpoint) == \
         (True, 25, 3, 25)
     assert verify_bundle(moved).ok  # with the key inside it
 
 
-def test_a_bundle_is_the_records_as_hashed(bundle: Path, path: Path) -> None:
+def test_a_bundle_is_the_records_as_hashed(bundle: Path, where: TrailPlace) -> None:
     header, *rest = lines(bundle)
     meta = orjson.loads(header)
     assert (meta["format"], meta["records"], meta["checkpoints"]) == \
         ("gatehouse-audit-bundle/1", 25, 3)
-    with database(path) as db:
+    with where.db() as db:
         stored = [text.encode() + b"\n" for (text,) in
                   db.execute("SELECT record FROM audit ORDER BY seq")]
     assert rest[3:28] == stored
@@ -413,13 +412,13 @@ def test_a_tampered_bundle_fails(bundle: Path, tamper: Callable[[list[bytes]], l
 
 
 def test_a_bundle_cut_and_resigned_by_someone_else_fails_with_the_real_key(
-        bundle: Path, tmp_path: Path) -> None:
+        bundle: Path, where: TrailPlace, tmp_path: Path) -> None:
     """An intruder drops the last five records and the checkpoints naming them, and signs what is
     left with a key of their own, put inside the bundle: whole, but not the gateway's."""
     forger = Ed25519PrivateKey.generate()
     header, *rest = lines(bundle)
     meta = orjson.loads(header)
-    with database(tmp_path / "audit.db") as db:
+    with where.db() as db:
         last = db.execute("SELECT hash FROM audit WHERE seq = 20").fetchone()[0]
     records = [line.decode().rstrip("\n") for line in rest[3:23]]
     with (tmp_path / "forged.jsonl").open("wb") as out:
@@ -434,12 +433,13 @@ def test_a_bundle_cut_and_resigned_by_someone_else_fails_with_the_real_key(
     assert report.problem.startswith("the bundle was signed by another key")
 
 
-def test_a_bundle_checked_against_checkpoints_kept_elsewhere(path: Path, tmp_path: Path) -> None:
-    fill(path, 25, checkpoint_every=10)
-    kept = signed(path)[-1]
-    truncated_with_anchor(path)
-    sql("DELETE FROM checkpoint WHERE seq > 15")(path)
-    export(path, tmp_path / "bundle.jsonl")
+def test_a_bundle_checked_against_checkpoints_kept_elsewhere(where: TrailPlace,
+                                                             tmp_path: Path) -> None:
+    fill(where, 25, checkpoint_every=10)
+    kept = signed(where)[-1]
+    truncated_with_anchor(where)
+    sql("DELETE FROM checkpoint WHERE seq > 15")(where)
+    export(where.trail, tmp_path / "bundle.jsonl")
     assert verify_bundle(tmp_path / "bundle.jsonl").ok
     report = verify_bundle(tmp_path / "bundle.jsonl", kept=[kept])
     assert (report.ok, report.first_bad_seq) == (False, 16)
@@ -458,19 +458,19 @@ def test_something_else_is_not_a_bundle(tmp_path: Path, content: bytes, problem:
 
 
 def test_export_while_the_gateway_appends_is_one_consistent_snapshot(
-        path: Path, tmp_path: Path) -> None:
-    fill(path, 50, checkpoint_every=7)
+        where: TrailPlace, tmp_path: Path) -> None:
+    fill(where, 50, checkpoint_every=7)
     stop = threading.Event()
 
     def keep_appending() -> None:
-        with AuditLog(path, checkpoint_every=7) as log:
+        with where.open(checkpoint_every=7) as log:
             while not stop.is_set():
                 log.append_sync("call.decided", {"n": "more"})
 
     writer = threading.Thread(target=keep_appending)
     writer.start()
     try:
-        summaries = [export(path, tmp_path / f"b{n}.jsonl") for n in range(5)]
+        summaries = [export(where.trail, tmp_path / f"b{n}.jsonl") for n in range(5)]
     finally:
         stop.set()
         writer.join()
@@ -496,7 +496,7 @@ def gatehouse(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[Path]:
-    fill(tmp_path / "audit.db", 25, checkpoint_every=10)
+    fill(TrailPlace(tmp_path), 25, checkpoint_every=10)
     yield tmp_path
 
 
@@ -525,7 +525,7 @@ def test_cli_verify_checks_checkpoints_with_an_auditors_key(state: Path, tmp_pat
         result.stdout
 
     tamper = sql(f"UPDATE checkpoint SET signature = {FLIPPED} WHERE seq = 10")
-    tamper(state / "audit.db")
+    tamper(TrailPlace(state))
     result = gatehouse("audit", "verify", "--state", str(state), "--public-key", str(auditor))
     assert result.returncode == 1
     assert result.stderr == ("audit trail BROKEN: the checkpoint at record 10 has a bad "
@@ -534,7 +534,7 @@ def test_cli_verify_checks_checkpoints_with_an_auditors_key(state: Path, tmp_pat
 
 def test_cli_verify_finds_a_cut_below_a_checkpoint_despite_a_rewritten_anchor(
         state: Path) -> None:
-    truncated_with_anchor(state / "audit.db")
+    truncated_with_anchor(TrailPlace(state))
     result = gatehouse("audit", "verify", "--state", str(state))
     assert result.returncode == 1
     assert result.stderr.startswith("audit trail BROKEN at record 16: records 16 to 25 were "
@@ -547,8 +547,8 @@ def test_cli_checkpoint_kept_elsewhere_then_verify_with_it(state: Path, tmp_path
     kept = tmp_path / "kept.jsonl"
     kept.write_text(result.stdout)
     assert Checkpoint.from_json(orjson.loads(result.stdout)).seq == 25
-    truncated_with_anchor(state / "audit.db")
-    sql("DELETE FROM checkpoint WHERE seq > 15")(state / "audit.db")
+    truncated_with_anchor(TrailPlace(state))
+    sql("DELETE FROM checkpoint WHERE seq > 15")(TrailPlace(state))
     assert gatehouse("audit", "verify", "--state", str(state)).returncode == 0
     result = gatehouse("audit", "verify", "--state", str(state), "--checkpoint", str(kept))
     assert result.returncode == 1

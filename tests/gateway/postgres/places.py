@@ -6,14 +6,18 @@ own database (a unique name, dropped when the run ends) and each test its own sc
 runs side by side never see each other's rows. The server is `$GATEHOUSE_TEST_POSTGRES`, by
 default the one on 127.0.0.1:5432; when it is unreachable, a PostgreSQL test skips on a
 developer's machine and fails in CI.
+
+The audit trail is not one store among others (it needs the state directory for its signing
+key, and its tests tamper with it): its suites take in `where = trail_fixture()`, a `TrailPlace`.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -23,6 +27,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from gateway.audit import HEAD_SIZE, AuditLog, SQLiteTrail, Trail, head_path
+from gateway.checkpoints import Conn
+from gateway.postgres.audit import PostgresAuditLog, PostgresTrail, Qmark
 from tests.conftest import missing
 
 SERVER = os.environ.get("GATEHOUSE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -135,3 +142,80 @@ def store_fixtures(sqlite: Callable[[Path], S],
         opened.close()
 
     return where, store
+
+
+@dataclass
+class TrailPlace:
+    """One test's audit trail and state directory: `audit.db` in that directory, or (with `url`)
+    a throwaway PostgreSQL schema. The signing key is in the directory either way."""
+
+    directory: Path
+    url: str | None = None
+    _trail: Trail | None = None
+
+    def open(self, **options: Any) -> AuditLog:
+        """Open the log here, as a gateway or a CLI command would."""
+        if self.url:
+            return PostgresAuditLog(self.url, self.directory, **options)
+        return AuditLog(self.directory / "audit.db", **options)
+
+    @property
+    def trail(self) -> Trail:
+        """The trail as `verify` and `export` read it: opened once, closed after the test."""
+        if self._trail is None:
+            self._trail = PostgresTrail(self.url, self.directory) if self.url \
+                else SQLiteTrail(self.directory / "audit.db")
+        return self._trail
+
+    @contextmanager
+    def db(self) -> Iterator[Conn]:
+        """A raw autocommit connection, as whoever can reach the database would open it, spoken
+        to with `?` placeholders on both backends."""
+        if self.url:
+            with connect(self.url) as db:
+                yield Qmark(db)
+        else:
+            with closing(sqlite3.connect(self.directory / "audit.db", isolation_level=None)) as db:
+                yield db
+
+    def head(self) -> tuple[int, str] | str:
+        """What the head anchor names, or its problem."""
+        with self.trail.connection() as db:
+            return self.trail.anchor(db)
+
+    def move_head(self, seq: int, digest: str) -> None:
+        """Rewrite the anchor, as an intruder who cut the tail would."""
+        if self.url:
+            with self.db() as db:
+                db.execute("UPDATE audit_head SET seq = ?, hash = ?", (seq, digest))
+        else:
+            head_path(self.directory / "audit.db").write_bytes(
+                f'{{"seq":{seq},"hash":"{digest}"}}'.encode().ljust(HEAD_SIZE))
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Another process holds the trail's write lock meanwhile."""
+        with self.trail.connection() as db:
+            self.trail.begin_write(db)
+            yield
+            db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self._trail is not None:
+            self._trail.close()
+
+
+def trail_fixture() -> Callable[..., Any]:
+    """The fixture `where`: a `TrailPlace` on each backend, so every test taking it runs twice."""
+
+    @pytest.fixture(params=BACKENDS)
+    def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TrailPlace]:
+        if request.param == "postgresql":
+            with throwaway_schema(request) as url:
+                place = TrailPlace(tmp_path, url)
+                yield place
+                place.close()
+        else:
+            yield TrailPlace(tmp_path)
+
+    return where
