@@ -62,6 +62,15 @@ def _incident(record: str | bytes) -> Incident:
     return Incident(**orjson.loads(record))
 
 
+def _numbered(incident: Incident, seq: int) -> Incident:
+    """The incident under the `seq`th id."""
+    return Incident(**{**incident.to_json(), "id": f"INC-{seq:04d}"})
+
+
+def _contained(incident: Incident, halt_id: str, at: str) -> Incident:
+    return Incident(**{**incident.to_json(), "halt_id": halt_id, "contained_at": at})
+
+
 class SQLiteIncidentStore(IncidentStore):
     def __init__(self, path: Path) -> None:
         try:
@@ -78,7 +87,7 @@ class SQLiteIncidentStore(IncidentStore):
                 try:
                     (seq,) = self._db.execute(
                         "SELECT COALESCE(MAX(seq), 0) + 1 FROM incidents").fetchone()
-                    stored = Incident(**{**incident.to_json(), "id": f"INC-{seq:04d}"})
+                    stored = _numbered(incident, seq)
                     self._db.execute("INSERT INTO incidents (seq, id, record) VALUES (?, ?, ?)",
                                      (seq, stored.id, orjson.dumps(stored.to_json())))
                     self._db.execute("COMMIT")
@@ -101,7 +110,7 @@ class SQLiteIncidentStore(IncidentStore):
         incident = self.get(incident_id)
         if incident is None:
             return None
-        updated = Incident(**{**incident.to_json(), "halt_id": halt_id, "contained_at": at})
+        updated = _contained(incident, halt_id, at)
         self._rows("UPDATE incidents SET record = ? WHERE id = ?",
                    (orjson.dumps(updated.to_json()), incident_id))
         return updated

@@ -117,6 +117,10 @@ CREATE TABLE audit_head (
     id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL, hash text NOT NULL);
 INSERT INTO audit_head VALUES (1, 0, repeat('0', 64));
 """),
+    Migration(6, "incidents", """
+CREATE TABLE incidents (
+    seq bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE, record text NOT NULL);
+"""),
 )
 
 _LEDGER = """

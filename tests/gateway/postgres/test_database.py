@@ -11,6 +11,7 @@ import pytest
 
 from gateway.postgres.database import Database, safe_url
 from gateway.postgres.grants import PostgresGrantStore
+from gateway.postgres.incidents import PostgresIncidentStore
 from gateway.postgres.migrations import MIGRATIONS, migrate
 from gateway.postgres.pending import PostgresPendingStore
 from gateway.postgres.quarantine import PostgresQuarantineStore
@@ -94,7 +95,8 @@ def free_port() -> int:
 
 @pytest.mark.parametrize(("store", "what"), [
     (PostgresStateStore, "state store"), (PostgresPendingStore, "pending store"),
-    (PostgresGrantStore, "grants"), (PostgresQuarantineStore, "quarantine")])
+    (PostgresGrantStore, "grants"), (PostgresQuarantineStore, "quarantine"),
+    (PostgresIncidentStore, "incident store")])
 def test_an_unreachable_server_is_named_without_its_password(
         store: Callable[[str], object], what: str) -> None:
     port = free_port()
