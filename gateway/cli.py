@@ -13,12 +13,13 @@ import urllib.parse
 from pathlib import Path
 
 from gateway.approvals.notify import check_url
-from gateway.audit import AuditLog, verify
+from gateway.audit import AuditError, verify
 from gateway.client import ClientError, call
 from gateway.egress import parse_ip_literal
 from gateway.policy import PolicyError, load_cases, load_policy, run_cases
-from gateway.services import Settings, state_paths
-from gateway.store import SQLiteStore, StateStore
+from gateway.postgres.backends import Backend, check_store
+from gateway.services import Settings
+from gateway.store import StateStore, StoreError
 from gateway.tokens import Role, new_token
 
 DEFAULT_POLICY = "policies/default.yaml"
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (ClientError, PolicyError, UsageError) as e:
+    except (ClientError, PolicyError, UsageError, StoreError, AuditError) as e:
         print(f"gatehouse: {e}", file=sys.stderr)
         return 1
 
@@ -68,6 +69,13 @@ def connect_to(value: str) -> tuple[tuple[str, int | None], tuple[str, int]]:
     return (host.lower(), int(port) if port else None), address
 
 
+def store_value(value: str) -> str:
+    try:
+        return check_store(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def webhook(value: str) -> str:
     try:
         return check_url(value)
@@ -96,18 +104,22 @@ def parser() -> argparse.ArgumentParser:
     state.add_argument("--state", type=Path,
                        default=Path(os.environ.get("GATEHOUSE_STATE", ".gatehouse")),
                        help="state directory (default .gatehouse or $GATEHOUSE_STATE)")
+    stored = argparse.ArgumentParser(add_help=False)
+    stored.add_argument("--store", type=store_value, metavar="sqlite|postgresql://...",
+                        default=os.environ.get("GATEHOUSE_STORE", "sqlite"),
+                        help="where the stores and the audit trail are kept: `sqlite` (in the "
+                             "state directory; the default, or $GATEHOUSE_STORE) or a PostgreSQL "
+                             "URL shared by every replica")
     client = argparse.ArgumentParser(add_help=False)
     client.add_argument("--admin", default=os.environ.get("GATEHOUSE_ADMIN",
                                                           f"http://{DEFAULT_ADMIN}"))
     client.add_argument("--token", default=os.environ.get("GATEHOUSE_TOKEN"))
 
-    run = sub.add_parser("run", parents=[state], help="start the gateway")
+    run = sub.add_parser("run", parents=[state, stored], help="start the gateway")
     run.add_argument("--policy", type=Path,
                      default=Path(os.environ.get("GATEHOUSE_POLICY", DEFAULT_POLICY)))
     run.add_argument("--listen", type=host_port, default=host_port(DEFAULT_PROXY))
     run.add_argument("--admin", type=host_port, default=host_port(DEFAULT_ADMIN))
-    run.add_argument("--store", default="sqlite",
-                     help="`sqlite` (embedded, in the state directory)")
     run.add_argument("--mode", default="regular", help="proxy mode: regular")
     run.add_argument("--connect-to", type=connect_to, action="append", default=[],
                      metavar="HOST[:PORT]=ADDR:PORT",
@@ -131,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("token", help="create tokens").add_subparsers(dest="action",
                                                                           required=True)
-    create = token.add_parser("create", parents=[state], help="print a new token once")
+    create = token.add_parser("create", parents=[state, stored], help="print a new token once")
     who = create.add_mutually_exclusive_group(required=True)
     who.add_argument("--agent")
     who.add_argument("--reviewer", help="a person: reviewer, responder, auditor or admin")
@@ -242,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit trail").add_subparsers(
         dest="action", required=True)
-    verify_cmd = audit.add_parser("verify", parents=[state],
+    verify_cmd = audit.add_parser("verify", parents=[state, stored],
                                   help="check the hash chain and the signed checkpoints")
     verify_cmd.add_argument("--public-key", type=Path, metavar="FILE",
                             help="check signatures with this public key (default: "
@@ -255,7 +267,7 @@ def parser() -> argparse.ArgumentParser:
                             metavar="FILE", help="also check checkpoints kept elsewhere, one "
                             "JSON object a line as `audit checkpoint` prints them (repeatable)")
     verify_cmd.set_defaults(handler=cmd_audit_verify)
-    export_cmd = audit.add_parser("export", parents=[state],
+    export_cmd = audit.add_parser("export", parents=[state, stored],
                                   help="write the trail, its checkpoints and the public key as "
                                        "one signed bundle")
     export_cmd.add_argument("--out", type=Path, required=True, metavar="FILE")
@@ -263,8 +275,9 @@ def parser() -> argparse.ArgumentParser:
     audit.add_parser("key", parents=[state], help="print the public key checkpoints are signed "
                      "with (PEM; the key pair is made on first use)"
                      ).set_defaults(handler=cmd_audit_key)
-    audit.add_parser("checkpoint", parents=[state], help="sign the head now unless it is signed "
-                     "already, and print the newest checkpoint (JSON) to keep elsewhere"
+    audit.add_parser("checkpoint", parents=[state, stored], help="sign the head now unless it "
+                     "is signed already, and print the newest checkpoint (JSON) to keep "
+                     "elsewhere"
                      ).set_defaults(handler=cmd_audit_checkpoint)
     return p
 
@@ -277,13 +290,12 @@ def show(data: object) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from addons.runtime import serve  # the composition root: the one place mitmproxy is loaded
 
-    if args.store != "sqlite":
-        raise UsageError(f"store `{args.store}` is not available yet; use `--store sqlite`")
     if args.mode != "regular":
         raise UsageError(f"mode `{args.mode}` is not available yet; use `--mode regular`")
     load_policy(args.policy)  # a bad policy stops start-up with its errors, before anything else
     settings = Settings(
-        policy_path=args.policy, state_dir=args.state, listen=args.listen, admin=args.admin,
+        policy_path=args.policy, state_dir=args.state, store=args.store, listen=args.listen,
+        admin=args.admin,
         connect_to=pinned_targets(args.connect_to), upstream_ca=args.upstream_ca,
         webhooks=webhooks(args.webhook, os.environ.get("GATEHOUSE_WEBHOOK", "")),
         scan_workers=args.scan_workers)
@@ -309,14 +321,15 @@ def pinned_targets(
 def bootstrap(settings: Settings) -> None:
     """On a fresh state directory, create an admin token and a first agent, shown once."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.state_dir)
+    backend = Backend(settings.store, settings.state_dir)
+    store = backend.state()
     try:
         lines = []
         if not store.has_person_tokens():
-            token = issue_token(store, settings.state_dir, "person", "admin", Role.ADMIN)
+            token = issue_token(store, backend, "person", "admin", Role.ADMIN)
             lines += ["Admin token (role admin), shown once:", f"  export GATEHOUSE_TOKEN={token}"]
         if not store.has_agent_tokens():
-            token = issue_token(store, settings.state_dir, "agent", "dev-agent", None)
+            token = issue_token(store, backend, "agent", "dev-agent", None)
             lines += ["", "Point an agent at the gateway (agent `dev-agent`), shown once:",
                       *agent_env(settings.state_dir, f"{settings.listen[0]}:{settings.listen[1]}",
                                  "dev-agent", token, ca_ready=False)]
@@ -334,15 +347,11 @@ def bootstrap(settings: Settings) -> None:
         store.close()
 
 
-def open_store(state_dir: Path) -> StateStore:
-    return SQLiteStore(state_paths(state_dir)[0])
-
-
-def issue_token(store: StateStore, state_dir: Path, kind: str, name: str,
+def issue_token(store: StateStore, backend: Backend, kind: str, name: str,
                 role: Role | None) -> str:
     token = new_token(kind)
     store.add_token(kind, name, role, token)
-    audit = AuditLog(state_paths(state_dir)[1])
+    audit = backend.audit()
     try:
         audit.append_sync("token.created", {"actor": "cli", "kind": kind, "name": name,
                                             "role": role.value if role else None})
@@ -391,13 +400,14 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     if not NAME.fullmatch(name):
         raise UsageError(f"`{name}` is not a usable name: use lower-case letters, digits, `.`, "
                          "`_` and `-` (so no two names can look alike)")
-    store = open_store(args.state)
+    backend = Backend(args.store, args.state)
+    store = backend.state()
     try:
         if args.agent:
-            token = issue_token(store, args.state, "agent", args.agent, None)
+            token = issue_token(store, backend, "agent", args.agent, None)
             print(f"Agent token for `{args.agent}` (stored hashed, shown once):")
         else:
-            token = issue_token(store, args.state, "person", args.reviewer, Role(args.role))
+            token = issue_token(store, backend, "person", args.reviewer, Role(args.role))
             print(f"Admin API token for `{args.reviewer}` (role {args.role}; shown once):")
     finally:
         store.close()
@@ -479,7 +489,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         report = verify_bundle(args.bundle, public_key=args.public_key, kept=kept)
     else:
         what = "audit trail"
-        report = verify(state_paths(args.state)[1], public_key=args.public_key, kept=kept)
+        with Backend(args.store, args.state).trail() as trail:
+            report = verify(trail, public_key=args.public_key, kept=kept)
     if not report.ok:
         where = f" at record {report.first_bad_seq}" if report.first_bad_seq is not None else ""
         print(f"{what} BROKEN{where}: {report.problem}", file=sys.stderr)
@@ -499,13 +510,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    from gateway.audit import AuditError, export
+    from gateway.audit import export
 
-    try:
-        summary = export(state_paths(args.state)[1], args.out)
-    except AuditError as e:
-        print(f"gatehouse: {e}", file=sys.stderr)
-        return 1
+    with Backend(args.store, args.state).trail() as trail:
+        summary = export(trail, args.out)
     print(f"exported {summary.records} records (to record {summary.head_seq}) and "
           f"{summary.checkpoints} checkpoints to {args.out}, signed with key {summary.key_id}")
     if summary.left_out:
@@ -532,18 +540,12 @@ def cmd_audit_key(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
-    from gateway.audit import AuditError
-
-    path = state_paths(args.state)[1]
-    if not path.is_file():
-        print(f"gatehouse: there is no audit log at `{path}`", file=sys.stderr)
+    backend = Backend(args.store, args.state)
+    if not backend.url and not backend.audit_db.is_file():
+        print(f"gatehouse: there is no audit log at `{backend.audit_db}`", file=sys.stderr)
         return 1
-    try:
-        with AuditLog(path) as log:
-            newest = log.sign_head()
-    except AuditError as e:
-        print(f"gatehouse: {e}", file=sys.stderr)
-        return 1
+    with backend.audit() as log:
+        newest = log.sign_head()
     if newest is None:
         print("gatehouse: the audit trail has no records yet: nothing to sign", file=sys.stderr)
         return 1

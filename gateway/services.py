@@ -10,28 +10,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.approvals.grant_service import GrantService
-from gateway.approvals.grants import SQLiteGrantStore
 from gateway.approvals.notify import Notifier, halt_message
 from gateway.approvals.service import ApprovalService
-from gateway.approvals.store import SQLitePendingStore
 from gateway.audit import AuditLog
 from gateway.egress import AddressGuard
 from gateway.evidence import EvidenceStore
 from gateway.halt_service import HaltService
 from gateway.incidents.service import IncidentService
-from gateway.incidents.store import SQLiteIncidentStore
 from gateway.metrics import Metrics
 from gateway.policy_holder import PolicyHolder
+from gateway.postgres.backends import SQLITE, Backend
 from gateway.quarantine.service import QuarantineService
-from gateway.quarantine.store import SQLiteQuarantineStore
 from gateway.scan.pool import ScanPool
-from gateway.store import SQLiteStore, StateStore
+from gateway.store import StateStore
 
 
 @dataclass(frozen=True)
 class Settings:
     policy_path: Path
     state_dir: Path
+    store: str = SQLITE  # or a postgresql:// URL: `gateway.postgres.backends`
     listen: tuple[str, int] = ("127.0.0.1", 8080)
     admin: tuple[str, int] = ("127.0.0.1", 8081)
     mode: str = "regular"
@@ -68,15 +66,10 @@ class Services:
         self.store.close()
 
 
-def state_paths(state_dir: Path) -> tuple[Path, Path]:
-    """The state database and the audit trail inside a state directory."""
-    return state_dir / "state.db", state_dir / "audit.db"
-
-
 def open_services(settings: Settings) -> Services:
-    state_db, audit_db = state_paths(settings.state_dir)
-    store = SQLiteStore(state_db)
-    audit = AuditLog(audit_db)
+    backend = Backend(settings.store, settings.state_dir)
+    store = backend.state()
+    audit = backend.audit()
     policy = PolicyHolder(settings.policy_path, store, audit)
     guard = AddressGuard(
         private_networks_allowed=policy.current.private_networks_allowed,
@@ -89,16 +82,16 @@ def open_services(settings: Settings) -> Services:
     notifier = Notifier(settings.webhooks, audit)
     metrics = Metrics()
     scanner = ScanPool(settings.scan_workers)
-    approvals = ApprovalService(SQLitePendingStore(state_db), audit, policy, halts, notifier,
+    approvals = ApprovalService(backend.pending(), audit, policy, halts, notifier,
                                 metrics, scanner=scanner)
     halts.on_set.append(lambda _halt: approvals.wake_all())
     for listener, lifted in ((halts.on_set, False), (halts.on_lift, True)):
         listener.append(lambda halt, lifted=lifted: notifier.send(halt_message(
             halt, lifted=lifted, waiting=[item.id for item in approvals.waiting_under(halt)])))
-    grants = GrantService(SQLiteGrantStore(state_db), audit)
-    quarantine = QuarantineService(SQLiteQuarantineStore(state_db),
+    grants = GrantService(backend.grants(), audit)
+    quarantine = QuarantineService(backend.quarantine(),
                                    EvidenceStore(settings.state_dir / "evidence"), audit)
-    incidents = IncidentService(SQLiteIncidentStore(state_db), audit, policy, halts, metrics)
+    incidents = IncidentService(backend.incidents(), audit, policy, halts, metrics)
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
                     approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
                     address_guard=guard, quarantine=quarantine,

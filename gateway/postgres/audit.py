@@ -95,9 +95,11 @@ class PostgresTrail(Trail):
 
 
 class PostgresAuditLog(AuditLog):
-    """`AuditLog` with its trail in PostgreSQL at `url`; the signing key in `state_dir`."""
+    """`AuditLog` with its trail in PostgreSQL at `url`; the signing key in `state_dir`, made
+if new (as the SQLite stores make it)."""
 
     def __init__(self, url: str, state_dir: Path, *, busy_timeout: float = 5.0,
                  checkpoint_every: int = 1000, checkpoint_interval: float = 60.0) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
         self._start(lambda: PostgresTrail(url, state_dir, busy_timeout=busy_timeout),
                     checkpoint_every, checkpoint_interval)

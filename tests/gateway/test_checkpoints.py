@@ -495,9 +495,13 @@ def gatehouse(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[Path]:
-    fill(TrailPlace(tmp_path), 25, checkpoint_every=10)
-    yield tmp_path
+def state(where: TrailPlace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A state directory with a trail of 25 records; on PostgreSQL, `$GATEHOUSE_STORE` names
+    the database, as an operator's environment would."""
+    fill(where, 25, checkpoint_every=10)
+    if where.url:
+        monkeypatch.setenv("GATEHOUSE_STORE", where.url)
+    yield where.directory
 
 
 def test_cli_key_prints_the_public_key(state: Path) -> None:
@@ -516,7 +520,8 @@ def test_cli_key_makes_the_key_pair_on_first_use(tmp_path: Path) -> None:
     assert checkpoints.public_pem(public) == result.stdout.encode()  # type: ignore[arg-type]
 
 
-def test_cli_verify_checks_checkpoints_with_an_auditors_key(state: Path, tmp_path: Path) -> None:
+def test_cli_verify_checks_checkpoints_with_an_auditors_key(state: Path, where: TrailPlace,
+                                                            tmp_path: Path) -> None:
     auditor = tmp_path / "auditor.pub"
     auditor.write_text(gatehouse("audit", "key", "--state", str(state)).stdout)
     result = gatehouse("audit", "verify", "--state", str(state), "--public-key", str(auditor))
@@ -525,7 +530,7 @@ def test_cli_verify_checks_checkpoints_with_an_auditors_key(state: Path, tmp_pat
         result.stdout
 
     tamper = sql(f"UPDATE checkpoint SET signature = {FLIPPED} WHERE seq = 10")
-    tamper(TrailPlace(state))
+    tamper(where)
     result = gatehouse("audit", "verify", "--state", str(state), "--public-key", str(auditor))
     assert result.returncode == 1
     assert result.stderr == ("audit trail BROKEN: the checkpoint at record 10 has a bad "
@@ -533,22 +538,23 @@ def test_cli_verify_checks_checkpoints_with_an_auditors_key(state: Path, tmp_pat
 
 
 def test_cli_verify_finds_a_cut_below_a_checkpoint_despite_a_rewritten_anchor(
-        state: Path) -> None:
-    truncated_with_anchor(TrailPlace(state))
+        state: Path, where: TrailPlace) -> None:
+    truncated_with_anchor(where)
     result = gatehouse("audit", "verify", "--state", str(state))
     assert result.returncode == 1
     assert result.stderr.startswith("audit trail BROKEN at record 16: records 16 to 25 were "
                                     "removed from the tail: the checkpoint signed at ")
 
 
-def test_cli_checkpoint_kept_elsewhere_then_verify_with_it(state: Path, tmp_path: Path) -> None:
+def test_cli_checkpoint_kept_elsewhere_then_verify_with_it(state: Path, where: TrailPlace,
+                                                           tmp_path: Path) -> None:
     result = gatehouse("audit", "checkpoint", "--state", str(state))
     assert result.returncode == 0, result.stderr
     kept = tmp_path / "kept.jsonl"
     kept.write_text(result.stdout)
     assert Checkpoint.from_json(orjson.loads(result.stdout)).seq == 25
-    truncated_with_anchor(TrailPlace(state))
-    sql("DELETE FROM checkpoint WHERE seq > 15")(TrailPlace(state))
+    truncated_with_anchor(where)
+    sql("DELETE FROM checkpoint WHERE seq > 15")(where)
     assert gatehouse("audit", "verify", "--state", str(state)).returncode == 0
     result = gatehouse("audit", "verify", "--state", str(state), "--checkpoint", str(kept))
     assert result.returncode == 1
