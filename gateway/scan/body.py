@@ -7,11 +7,15 @@ malformed `Content-Encoding`, a charset nobody knows. What it reads:
 - anything else that decodes as text (its declared charset, else UTF-8), whatever its label, so a
   JSON body labelled `image/png` is scanned all the same;
 - the rest is binary and `settings.binary` decides: passed as it is, or quarantined.
+
+`judge_responses` judges several bodies together (`redact.judge_all`): what a worker does with
+the bodies that were waiting when it became free.
 """
 
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from dataclasses import replace
 
 from gateway.content import UndecodableBody, decode_body
@@ -19,9 +23,11 @@ from gateway.scan.redact import (
     DEFAULT_LIMITS,
     Outcome,
     Result,
+    Steps,
     Verdict,
-    scan_json,
-    scan_plain_text,
+    json_steps,
+    judge_all,
+    text_steps,
 )
 from gateway.scan.settings import ScanSettings
 
@@ -58,11 +64,26 @@ def _result(outcome: Outcome, body: bytes | None, note: str) -> Result:
     return Result(Verdict(outcome), body, note)
 
 
+# What a worker is asked: the body as received, its Content-Type and Content-Encoding, settings.
+Request = tuple[bytes, str | None, str | None, ScanSettings]
+
+
 def judge_response(
     raw: bytes, content_type: str | None, content_encoding: str | None, settings: ScanSettings
 ) -> Result:
     """The verdict on a response body as received; `Result.body` is the DECODED body to deliver
     (redacted when `outcome` is redacted) or to show reviewers (quarantine)."""
+    return judge_all([_steps(raw, content_type, content_encoding, settings)])[0]
+
+
+def judge_responses(requests: Sequence[Request]) -> list[Result]:
+    """`judge_response` for each request, their texts scanned together."""
+    return judge_all([_steps(*request) for request in requests])
+
+
+def _steps(
+    raw: bytes, content_type: str | None, content_encoding: str | None, settings: ScanSettings
+) -> Steps:
     try:
         body = decode_body(raw, content_encoding, settings.max_body_bytes)
         media, charset = _media(content_type)
@@ -78,7 +99,7 @@ def judge_response(
     limits = replace(DEFAULT_LIMITS, max_bytes=settings.max_body_bytes,
                      max_chars=settings.max_body_bytes)
     if is_json(media) and charset in (None, "utf-8", "utf8"):
-        return scan_json(body, settings.tier, settings, limits)
-    result = scan_plain_text(text, settings.tier, settings, limits)
+        return (yield from json_steps(body, settings.tier, settings, limits))
+    result = yield from text_steps(text, settings.tier, settings, limits)
     encoded = result.body.encode(charset or "utf-8") if isinstance(result.body, str) else None
     return Result(result.verdict, encoded, result.note)

@@ -7,13 +7,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
 import orjson
 import pytest
 
-from gateway.scan.body import judge_response
+from gateway.scan.body import Request, judge_response
 from gateway.scan.pool import ScanPool
 from gateway.scan.redact import Outcome, Result, Verdict
 from gateway.scan.settings import ScanSettings
@@ -23,16 +23,16 @@ SETTINGS = ScanSettings(tier="patterns", detect=("EMAIL_ADDRESS", "US_SSN"),
 SSN_BODY = orjson.dumps({"note": "ssn 536-22-8726"})
 
 
-def faulty_judge(raw: bytes, content_type: str | None, encoding: str | None,
-                 settings: ScanSettings) -> Result:
+def faulty_judge(requests: Sequence[Request]) -> list[Result]:
     """The real judge, except for bodies that name a fault: raise, hang, or kill the worker."""
-    if b"fault-raise" in raw:
-        raise RuntimeError("analyzer exploded")
-    if b"fault-hang" in raw:
-        time.sleep(60)
-    if b"fault-die" in raw:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return judge_response(raw, content_type, encoding, settings)
+    for raw, *_ in requests:
+        if b"fault-raise" in raw:
+            raise RuntimeError("analyzer exploded")
+        if b"fault-hang" in raw:
+            time.sleep(60)
+        if b"fault-die" in raw:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return [judge_response(*request) for request in requests]
 
 
 def _judge_all(*bodies: bytes, settings: ScanSettings = SETTINGS) -> list[Result]:
@@ -72,12 +72,15 @@ def test_a_stuck_or_dead_worker_is_replaced_and_its_body_unscannable(
     assert after.outcome is Outcome.QUARANTINE  # the replacement workers scan again
 
 
-def probe_judge(raw: bytes, content_type: str | None, encoding: str | None,
-                settings: ScanSettings) -> Result:
-    """Pass the body back as is, noting which worker judged it; a `sleep` body takes 1 s."""
-    if raw.startswith(b"sleep"):
-        time.sleep(1)
-    return Result(Verdict(Outcome.PASS), raw, str(os.getpid()))
+def probe_judge(requests: Sequence[Request]) -> list[Result]:
+    """Pass each body back as is, noting which worker judged it and with how many others; a
+    `sleep` body takes 1 s."""
+    results = []
+    for raw, *_ in requests:
+        if raw.startswith(b"sleep"):
+            time.sleep(1)
+        results.append(Result(Verdict(Outcome.PASS), raw, f"{os.getpid()} {len(requests)}"))
+    return results
 
 
 def _with_pool(workers: int, judge: Callable[..., Result],
@@ -100,7 +103,7 @@ def test_a_large_body_never_blocks_the_event_loop() -> None:
     async def test(pool: ScanPool) -> None:
         first = await pool.judge(b"{}", "application/json", None, SETTINGS)
         assert first.note is not None
-        worker = int(first.note)
+        worker = int(first.note.split()[0])
         body = b"x" * (4 << 20)  # far beyond what the socket buffers hold
         os.kill(worker, signal.SIGSTOP)  # a worker that does not read: the write must wait
         resume = threading.Timer(3, os.kill, (worker, signal.SIGCONT))  # should the loop block
@@ -145,3 +148,30 @@ def test_a_stuck_worker_holds_up_no_other_body() -> None:
         assert [r.outcome for r in others] == [Outcome.QUARANTINE] * 3
 
     _with_pool(2, faulty_judge, test)
+
+
+def test_bodies_waiting_for_a_busy_worker_are_judged_together() -> None:
+    async def test(pool: ScanPool) -> None:
+        first, *waiting = await asyncio.gather(*(
+            pool.judge(body, "text/plain", None, SETTINGS)
+            for body in (b"sleep", b"one", b"two", b"three")))
+        assert first.note is not None and first.note.endswith(" 1")
+        assert [r.body for r in waiting] == [b"one", b"two", b"three"]
+        assert {r.note for r in waiting} == {f"{first.note.split()[0]} 3"}
+
+    _with_pool(1, probe_judge, test)
+
+
+def test_a_batch_that_overruns_is_judged_again_body_by_body() -> None:
+    """The body at fault is unscannable; those judged with it are judged again, alone."""
+    settings = replace(SETTINGS, timeout_seconds=2.0)
+
+    async def test(pool: ScanPool) -> None:
+        first, *batch = await asyncio.gather(*(
+            pool.judge(body, "application/json", None, settings)
+            for body in (SSN_BODY, SSN_BODY, b"fault-hang", SSN_BODY)))
+        assert [r.outcome for r in (first, *batch)] == [
+            Outcome.QUARANTINE, Outcome.QUARANTINE, Outcome.UNSCANNABLE, Outcome.QUARANTINE]
+        assert batch[1].note == "scan took longer than 2 s"
+
+    _with_pool(1, faulty_judge, test)

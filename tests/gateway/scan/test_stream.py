@@ -278,7 +278,7 @@ def test_analyzer_fault_stops(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kw: object) -> list[object]:
         raise RuntimeError("model crashed")
 
-    monkeypatch.setattr("gateway.scan.redact.scan_text", broken)
+    monkeypatch.setattr("gateway.scan.redact.scan_texts", broken)
     scanner = _scanner()
     assert _run(scanner, [b"data: hello\n\n"]) == _stop_event("unscannable")
     assert scanner.stopped.note == "analyzer failed: RuntimeError"
