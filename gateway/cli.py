@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gateway.approvals.notify import check_url
 from gateway.audit import AuditError, verify
-from gateway.client import ClientError, call
+from gateway.client import ClientError, call, call_text
 from gateway.egress import parse_ip_literal
 from gateway.policy import PolicyError, load_cases, load_policy, run_cases
 from gateway.postgres.backends import Backend, check_store
@@ -245,6 +245,15 @@ def parser() -> argparse.ArgumentParser:
     incident_show.add_argument("id")
     incident_show.set_defaults(
         handler=lambda a: show(call(a.admin, a.token, "GET", f"/v1/incidents/{a.id}")))
+    chain = incident.add_parser("chain", parents=[client],
+                                help="the agent, policy and review layers of the bad call")
+    chain.add_argument("id")
+    chain.set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "GET", f"/v1/incidents/{a.id}/chain")))
+    report = incident.add_parser("report", parents=[client], help="the incident record")
+    report.add_argument("id")
+    report.add_argument("--format", choices=["md", "json"], default="md")
+    report.set_defaults(handler=cmd_incident_report)
 
     policy = sub.add_parser("policy", help="the running policy").add_subparsers(
         dest="action", required=True)
@@ -445,6 +454,14 @@ def cmd_incident_open(args: argparse.Namespace) -> int:
         ("since", args.since), ("until", args.until), ("agent", args.agent)) if value}
     return show(call(args.admin, args.token, "POST", "/v1/incidents",
                      {**body, "contain": args.contain}))
+
+
+def cmd_incident_report(args: argparse.Namespace) -> int:
+    path = f"/v1/incidents/{args.id}/report?format={args.format}"
+    if args.format == "json":
+        return show(call(args.admin, args.token, "GET", path))
+    print(call_text(args.admin, args.token, path), end="")
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -17,6 +17,16 @@ class ClientError(RuntimeError):
 
 def call(admin: str, token: str | None, method: str, path: str,
          body: dict[str, object] | None = None) -> dict[str, object]:
+    return json.loads(_send(admin, token, method, path, body) or b"{}")
+
+
+def call_text(admin: str, token: str | None, path: str) -> str:
+    """GET a document that is not JSON (an incident report in markdown)."""
+    return _send(admin, token, "GET", path, None).decode()
+
+
+def _send(admin: str, token: str | None, method: str, path: str,
+          body: dict[str, object] | None) -> bytes:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(admin.rstrip("/") + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
@@ -24,7 +34,7 @@ def call(admin: str, token: str | None, method: str, path: str,
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with _DIRECT.open(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
+            return bytes(response.read())
     except urllib.error.HTTPError as e:
         raise ClientError(_describe(e)) from e
     except urllib.error.URLError as e:

@@ -16,6 +16,7 @@ from gateway.audit import AuditLog
 from gateway.egress import AddressGuard
 from gateway.evidence import EvidenceStore
 from gateway.halt_service import HaltService
+from gateway.incidents.chain import ChainBuilder
 from gateway.incidents.service import IncidentService
 from gateway.metrics import Metrics
 from gateway.policy_holder import PolicyHolder
@@ -91,7 +92,8 @@ def open_services(settings: Settings) -> Services:
     grants = GrantService(backend.grants(), audit)
     quarantine = QuarantineService(backend.quarantine(),
                                    EvidenceStore(settings.state_dir / "evidence"), audit)
-    incidents = IncidentService(backend.incidents(), audit, policy, halts, metrics)
+    incidents = IncidentService(backend.incidents(), audit, policy, halts, metrics,
+                                ChainBuilder(audit, store, approvals.store))
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
                     approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
                     address_guard=guard, quarantine=quarantine,

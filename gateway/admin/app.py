@@ -43,6 +43,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/incidents", incidents.list_incidents)
     app.router.add_post("/v1/incidents", incidents.open_incident)
     app.router.add_get("/v1/incidents/{id}", incidents.get_incident)
+    app.router.add_get("/v1/incidents/{id}/chain", incidents.get_chain)
+    app.router.add_get("/v1/incidents/{id}/report", incidents.get_report)
     app.router.add_get("/v1/policy", policy.current)
     app.router.add_post("/v1/policy/reload", policy.reload)
     app.router.add_get("/v1/policy/snapshots", policy.snapshots)

@@ -1,15 +1,20 @@
-"""Incidents: open one (responders), list and read them (responders, auditors)."""
+"""Incidents: open one (responders); list them, read one, its chain and its report
+(responders, auditors)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
 from gateway.admin.auth import principal
 from gateway.admin.errors import api_error, json_body, json_response
 from gateway.admin.keys import SERVICES
+from gateway.incidents.report import report_json, report_markdown
 from gateway.incidents.service import IncidentError
+from gateway.incidents.store import Incident
 from gateway.tokens import Role
 
 MAX_LIMIT = 1000
@@ -65,9 +70,34 @@ async def list_incidents(request: web.Request) -> web.Response:
     return json_response({"items": [incident.to_json() for incident in items]})
 
 
-async def get_incident(request: web.Request) -> web.Response:
+def _incident(request: web.Request) -> Incident:
     principal(request, Role.RESPONDER, Role.AUDITOR)
     incident = request.app[SERVICES].incidents.store.get(request.match_info["id"])
     if incident is None:
         raise api_error(404, "not_found", f"no incident `{request.match_info['id']}`")
-    return json_response(incident.to_json())
+    return incident
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    return json_response(_incident(request).to_json())
+
+
+async def _chain(request: web.Request) -> dict[str, Any]:
+    """Built on a thread: it reads the audit trail, which may be long."""
+    incident = _incident(request)
+    chains = request.app[SERVICES].incidents.chains
+    return await asyncio.get_running_loop().run_in_executor(None, chains.build, incident)
+
+
+async def get_chain(request: web.Request) -> web.Response:
+    return json_response(await _chain(request))
+
+
+async def get_report(request: web.Request) -> web.Response:
+    wanted = request.query.get("format", "md")
+    if wanted not in ("md", "json"):
+        raise api_error(400, "invalid_request", "format is `md` or `json`")
+    chain = await _chain(request)
+    if wanted == "json":
+        return json_response(report_json(chain))
+    return web.Response(text=report_markdown(chain), content_type="text/markdown")

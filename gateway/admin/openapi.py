@@ -180,6 +180,13 @@ OPENAPI: dict[str, object] = {
         "/v1/incidents/{id}": {"get": _op("one incident", "responder, auditor, admin",
                                           {"200": "the incident", **_AUTH,
                                            "404": "no such incident"})},
+        "/v1/incidents/{id}/chain": {"get": _op(
+            "the chain of the bad call: agent, policy and review layers with their evidence, "
+            "failure hypotheses, timeline, rollback inventory", "responder, auditor, admin",
+            {"200": "the chain", **_AUTH, "404": "no such incident"})},
+        "/v1/incidents/{id}/report": {"get": _op(
+            "the incident record; ?format=md (default) or json", "responder, auditor, admin",
+            {"200": "the report", **_AUTH, "400": "bad format", "404": "no such incident"})},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

@@ -19,9 +19,10 @@ from datetime import datetime
 
 from gateway.audit import AuditLog
 from gateway.background import Background
-from gateway.clock import utc_now_iso
+from gateway.clock import iso, utc_now_iso
 from gateway.halt_service import HaltService
 from gateway.halts import Halt
+from gateway.incidents.chain import ChainBuilder
 from gateway.incidents.store import Incident, IncidentStore
 from gateway.metrics import Metrics
 from gateway.policy import Policy
@@ -43,8 +44,9 @@ class IncidentError(ValueError):
 
 class IncidentService:
     def __init__(self, store: IncidentStore, audit: AuditLog, policy: PolicyHolder,
-                 halts: HaltService, metrics: Metrics) -> None:
+                 halts: HaltService, metrics: Metrics, chains: ChainBuilder) -> None:
         self.store = store
+        self.chains = chains
         self._audit = audit
         self._policy = policy
         self._halts = halts
@@ -83,7 +85,7 @@ class IncidentService:
         incident = Incident(
             id="", title=title.strip(), severity=severity, opened_at=utc_now_iso(),
             opened_by=actor, agent=agent, request_id=request_id,
-            since=since.isoformat() if since else None, until=until.isoformat() if until else None)
+            since=iso(since) if since else None, until=iso(until) if until else None)
         return await self._record(incident, scope, action, started, source="responder")
 
     async def fire(self, firing: Firing) -> None:
