@@ -21,6 +21,7 @@ from gateway.incidents.service import IncidentService
 from gateway.metrics import Metrics
 from gateway.policy_holder import PolicyHolder
 from gateway.postgres.backends import SQLITE, Backend
+from gateway.postgres.notify import listen_to_replicas
 from gateway.quarantine.service import QuarantineService
 from gateway.scan.pool import ScanPool
 from gateway.store import StateStore
@@ -89,6 +90,8 @@ def open_services(settings: Settings) -> Services:
     for listener, lifted in ((halts.on_set, False), (halts.on_lift, True)):
         listener.append(lambda halt, lifted=lifted: notifier.send(halt_message(
             halt, lifted=lifted, waiting=[item.id for item in approvals.waiting_under(halt)])))
+    if backend.url:  # on the gateway's event loop: decisions and halts of other replicas
+        listen_to_replicas(backend.url, approvals, halts)
     grants = GrantService(backend.grants(), audit)
     quarantine = QuarantineService(backend.quarantine(),
                                    EvidenceStore(settings.state_dir / "evidence"), audit)

@@ -27,6 +27,7 @@ from gateway.approvals.store import (
 )
 from gateway.clock import utc_now_iso
 from gateway.postgres.database import Connection, Database, Row
+from gateway.postgres.notify import PENDING, announce
 from gateway.store import StoreError
 
 # pg_advisory_xact_lock key of reviewer assignment: "assign" in ASCII
@@ -142,6 +143,7 @@ class PostgresPendingStore(PendingStore):
                 db.execute("UPDATE pending_items SET state = %s, decided_at = %s, "
                            "outcome_reason = %s, decided_snapshot_id = %s WHERE id = %s",
                            (outcome.value, vote.at, vote.reason, snapshot_id, item_id))
+                announce(db, PENDING, item_id)  # the replica holding the call wakes it
             return _load(db, item_id)
 
     def approval_times(self, reviewer: str, since: str) -> list[str]:
@@ -186,6 +188,7 @@ class PostgresPendingStore(PendingStore):
             db.execute("UPDATE pending_items SET state = %s, decided_at = %s, "
                        "outcome_reason = %s WHERE id = %s",
                        (to.value, utc_now_iso(), reason, item_id))
+            announce(db, PENDING, item_id)
             return _load(db, item_id)
 
     def due(self, now_iso: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.clock import utc_now_iso
 from gateway.halts import Halt
 from gateway.postgres.database import Database
+from gateway.postgres.notify import HALTS, announce
 from gateway.store import _HALT_COLUMNS, StateStore, StoreError
 from gateway.tokens import Principal, Role, hash_token, token_id
 
@@ -43,17 +44,25 @@ class PostgresStateStore(StateStore):
                                                 "WHERE kind = 'agent'")}
 
     def add_halt(self, halt: Halt) -> None:
-        self._db.change(
-            f"INSERT INTO halts ({_HALT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (halt.id, halt.scope, halt.target, halt.reason, halt.actor, halt.created_at,
-             halt.lifted_at, halt.lifted_by))
+        """Every replica hears of it (`gateway.postgres.notify`) once it is stored."""
+        with self._db.transaction() as db:
+            db.execute(
+                f"INSERT INTO halts ({_HALT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (halt.id, halt.scope, halt.target, halt.reason, halt.actor, halt.created_at,
+                 halt.lifted_at, halt.lifted_by))
+            announce(db, HALTS, halt.id)
 
     def lift_halt(self, halt_id: str, actor: str) -> Halt | None:
         """Lifted once: of two responders lifting together, one gets the halt back."""
-        rows = self._db.rows(
-            f"UPDATE halts SET lifted_at = %s, lifted_by = %s WHERE id = %s "
-            f"AND lifted_at IS NULL RETURNING {_HALT_COLUMNS}", (utc_now_iso(), actor, halt_id))
-        return Halt(*rows[0]) if rows else None
+        with self._db.transaction() as db:
+            row = db.execute(
+                f"UPDATE halts SET lifted_at = %s, lifted_by = %s WHERE id = %s "
+                f"AND lifted_at IS NULL RETURNING {_HALT_COLUMNS}",
+                (utc_now_iso(), actor, halt_id)).fetchone()
+            if row is None:
+                return None
+            announce(db, HALTS, halt_id)
+        return Halt(*row)
 
     def get_halt(self, halt_id: str) -> Halt | None:
         rows = self._db.rows(f"SELECT {_HALT_COLUMNS} FROM halts WHERE id = %s", (halt_id,))

@@ -16,7 +16,7 @@ import pytest
 
 from tests.e2e.conftest import Running, start_gateway
 from tests.e2e.upstream import Upstream
-from tests.gateway.postgres.places import connect, throwaway_schema
+from tests.gateway.postgres.places import connect, schema_fixture
 
 POLICY = """\
 version: 1
@@ -48,10 +48,7 @@ approvals:
 """
 
 
-@pytest.fixture(scope="module")
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    with throwaway_schema(request) as where:
-        yield where
+url = schema_fixture("module")
 
 
 @pytest.fixture(scope="module")

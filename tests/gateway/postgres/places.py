@@ -83,6 +83,18 @@ def throwaway_schema(request: pytest.FixtureRequest) -> Iterator[str]:
             db.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
+def schema_fixture(scope: str = "function") -> Callable[..., Any]:
+    """The fixture `url`, a `throwaway_schema`, as a module takes it in: `url = schema_fixture()`
+    (or `schema_fixture("module")` for one shared by the module's tests)."""
+
+    @pytest.fixture(scope=scope)
+    def url(request: pytest.FixtureRequest) -> Iterator[str]:
+        with throwaway_schema(request) as where:
+            yield where
+
+    return url
+
+
 class Closable(Protocol):
     def close(self) -> None: ...
 

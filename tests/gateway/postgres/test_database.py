@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -17,13 +17,9 @@ from gateway.postgres.pending import PostgresPendingStore
 from gateway.postgres.quarantine import PostgresQuarantineStore
 from gateway.postgres.state import PostgresStateStore
 from gateway.store import StoreError
-from tests.gateway.postgres.places import connect, throwaway_schema
+from tests.gateway.postgres.places import connect, schema_fixture
 
-
-@pytest.fixture
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
-    with throwaway_schema(request) as where:
-        yield where
+url = schema_fixture()
 
 
 def ledger(url: str) -> list[tuple[object, ...]]:
