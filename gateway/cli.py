@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import urllib.parse
+from datetime import datetime
 from pathlib import Path
 
 from gateway.approvals.notify import check_url
@@ -157,6 +158,15 @@ def parser() -> argparse.ArgumentParser:
     test.add_argument("policy", type=Path)
     test.add_argument("cases", type=Path)
     test.set_defaults(handler=cmd_test)
+    replaying = sub.add_parser("replay", parents=[state, stored],
+                               help="what a candidate policy would decide about the calls on "
+                                    "record: every call whose verdict would change")
+    replaying.add_argument("policy", type=Path)
+    replaying.add_argument("--since", type=moment, help="first call to replay (ISO time with "
+                                                         "zone; default: the start of the trail)")
+    replaying.add_argument("--until", type=moment, help="replay calls before this time")
+    replaying.add_argument("--json", action="store_true", help="the changes as JSON")
+    replaying.set_defaults(handler=cmd_replay)
 
     halt = sub.add_parser("halt", parents=[client], help="halt calls (kill switch)")
     scope = halt.add_mutually_exclusive_group(required=True)
@@ -436,6 +446,35 @@ def cmd_test(args: argparse.Namespace) -> int:
     report = run_cases(load_policy(args.policy), load_cases(args.cases))
     print(report.format())
     return 1 if report.failed else 0
+
+
+def moment(value: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"`{value}` is not a time with its zone; write it "
+                                         "like 2026-06-25T09:00:00Z")
+    return when
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Exit 1 when some decision would change, like `diff`, so CI can gate a policy change."""
+    from gateway.replay import calls_on_record, replay
+
+    candidate = load_policy(args.policy)
+    backend = Backend(args.store, args.state)
+    pending = backend.pending()
+    with backend.audit() as trail:
+        report = replay(candidate, calls_on_record(trail.query, args.since, args.until),
+                        pending.get)
+    if args.json:
+        show({"replayed": report.replayed, "exact": report.exact, "skipped": report.skipped,
+              "changes": [c.to_json() for c in report.changes]})
+    else:
+        print(report.format())
+    return 1 if report.changes else 0
 
 
 def cmd_halt(args: argparse.Namespace) -> int:
