@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -186,6 +187,10 @@ class Trail(abc.ABC):
     def checkpointed(self, conn: Conn) -> bool:
         """Whether the trail has a checkpoint table (one from before checkpoints has none)."""
         return True
+
+    def stream(self, conn: Conn, sql: str) -> Iterable[tuple[Any, ...]]:
+        """The rows of a query over the whole trail, without holding them all in memory."""
+        return conn.execute(sql)  # sqlite3 steps through the rows as they are read
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -597,7 +602,7 @@ def verify(source: Path | Trail, *, public_key: Path | None = None,
             head_seq, head_hash = head
             trail.begin_read(conn)
             found = [*_stored(trail, conn), *kept]
-            walked = _walk(conn.execute(_READ), _named(found, head_seq))
+            walked = _walk(trail.stream(conn, _READ), _named(found, head_seq))
             conn.execute("COMMIT")
     except trail.errors as e:
         return VerifyReport(False, 0, None, f"cannot read the audit log `{trail.name}`: {e}")
@@ -708,9 +713,9 @@ def export(source: Path | Trail, out: Path) -> ExportSummary:
             header = {"exported_at": timestamp(datetime.now(UTC)), "source": trail.source,
                       "head": {"seq": head[0], "hash": head[1]}}
             with partial.open("wb") as stream:
-                checkpoints.write_bundle(stream, key, header, found, (
-                    text for (text,) in conn.execute("SELECT record FROM audit ORDER BY seq")),
-                    count)
+                records = trail.stream(conn, "SELECT record FROM audit ORDER BY seq")
+                checkpoints.write_bundle(stream, key, header, found,
+                                         (text for (text,) in records), count)
                 stream.flush()
                 os.fsync(stream.fileno())
             conn.execute("COMMIT")

@@ -27,6 +27,7 @@ from gateway.store import StoreError
 
 # pg_advisory_xact_lock key of appends to the trail: "audit" in ASCII
 LOCK_KEY = 0x6175646974
+STREAM_ROWS = 5000  # rows fetched at a time when verify or export reads the whole trail
 
 
 class Qmark:
@@ -38,6 +39,12 @@ class Qmark:
 
     def execute(self, sql: str, args: Sequence[object] = (), /) -> Any:
         return self._conn.execute(sql.replace("?", "%s"), args or None)
+
+    def stream(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """Rows fetched in batches through a server-side cursor (inside a transaction)."""
+        with self._conn.cursor(name="gatehouse_stream") as cursor:
+            cursor.itersize = STREAM_ROWS
+            yield from cursor.execute(sql)
 
     def executemany(self, sql: str, rows: Iterable[Sequence[object]], /) -> Any:
         return self._conn.cursor().executemany(sql.replace("?", "%s"), rows)
@@ -75,6 +82,10 @@ class PostgresTrail(Trail):
 
     def begin_read(self, conn: Conn) -> None:
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    def stream(self, conn: Conn, sql: str) -> Iterable[tuple[Any, ...]]:
+        assert isinstance(conn, Qmark)  # every connection of this trail is one
+        return conn.stream(sql)
 
     def commit(self, conn: Conn, head: AuditEntry | None) -> None:
         if head is not None:
