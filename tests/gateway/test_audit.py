@@ -21,7 +21,7 @@ import pytest
 from gateway.audit import GENESIS, AuditEntry, AuditError, AuditLog, VerifyReport, verify
 from gateway.checkpoints import Conn
 from gateway.postgres.audit import PostgresAuditLog
-from tests.gateway.postgres.places import TrailPlace, throwaway_schema, trail_fixture
+from tests.gateway.postgres.places import TrailPlace, trail_fixture
 from tests.gateway.postgres.test_database import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +32,7 @@ DECIDED = {"agent": "alice", "action": "email.send", "params": {"to": ["bob@exam
 
 
 where = trail_fixture()
+on_postgresql = trail_fixture(("postgresql",))
 
 
 @pytest.fixture
@@ -311,6 +312,22 @@ def test_the_log_recovers_without_a_gap_once_the_database_takes_writes_again(
     assert intact(verify(where.trail)) == 1
 
 
+def test_a_writer_whose_connection_the_server_dropped_reconnects_without_a_gap(
+        on_postgresql: TrailPlace) -> None:
+    """As when PostgreSQL restarts: the batch in flight is refused (its calls do not go on),
+    the next one reconnects and continues the chain."""
+    with on_postgresql.open() as log:
+        assert log.append_sync("call.decided", DECIDED).seq == 1
+        with on_postgresql.db() as db:
+            db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE application_name = 'gatehouse audit trail' "
+                       "AND datname = current_database()")
+        with pytest.raises(AuditError, match="the audit record could not be written: "):
+            log.append_sync("call.decided", DECIDED)
+        assert log.append_sync("call.decided", DECIDED).seq == 2
+    assert intact(verify(on_postgresql.trail)) == 2
+
+
 def test_a_log_that_cannot_be_opened_raises_audit_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-dir" / "audit.db"
     with pytest.raises(AuditError, match=f"cannot open the audit log `{missing}`: "):
@@ -448,20 +465,12 @@ def test_verify_needs_the_head_anchor(path: Path, anchor: bytes | None, problem:
     assert report.problem.startswith(problem)
 
 
-def test_verify_needs_the_head_anchor_row_in_postgresql(request: pytest.FixtureRequest,
-                                                       tmp_path: Path) -> None:
-    with throwaway_schema(request) as url:
-        where = TrailPlace(tmp_path, url)
-        verify_without_the_anchor_row(where)
-        where.close()
-
-
-def verify_without_the_anchor_row(where: TrailPlace) -> None:
-    with where.open() as log:
+def test_verify_needs_the_head_anchor_row_in_postgresql(on_postgresql: TrailPlace) -> None:
+    with on_postgresql.open() as log:
         log.append_sync("call.decided", DECIDED)
-    with where.db() as db:
+    with on_postgresql.db() as db:
         db.execute("DELETE FROM audit_head")
-    assert verify(where.trail) == VerifyReport(
+    assert verify(on_postgresql.trail) == VerifyReport(
         False, 0, None, "the head anchor (table `audit_head`) is empty: records cut off the tail "
                         "would go unnoticed")
 

@@ -217,10 +217,11 @@ class TrailPlace:
             self._trail.close()
 
 
-def trail_fixture() -> Callable[..., Any]:
-    """The fixture `where`: a `TrailPlace` on each backend, so every test taking it runs twice."""
+def trail_fixture(backends: tuple[str, ...] = BACKENDS) -> Callable[..., Any]:
+    """The fixture `where`: a `TrailPlace` on each backend, so every test taking it runs twice
+    (or on those named, for what only one backend has)."""
 
-    @pytest.fixture(params=BACKENDS)
+    @pytest.fixture(params=backends)
     def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TrailPlace]:
         if request.param == "postgresql":
             with throwaway_schema(request) as url:
