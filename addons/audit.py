@@ -120,6 +120,7 @@ def audit_record(flow: http.HTTPFlow) -> dict[str, object]:
         "params": {k: _bounded(v) for k, v in action.get("params", {}).items()},
         "unreadable_params": action.get("unreadable", []),
         "request_entities": flow.metadata.get(meta.REQUEST_ENTITIES),
+        "signals": flow.metadata.get(meta.SIGNALS),
         "decision": outcome(flow),
         "verdict": decision.get("verdict"),
         "rule_ids": decision.get("rule_ids", []),

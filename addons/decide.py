@@ -7,15 +7,18 @@ its say, so a halt always wins over whatever policy would have done.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 from mitmproxy import http
 
 from addons import meta
 from addons.facts import call_from_flow
 from addons.guard import answered, fail_closed, refuse
+from gateway.behaviour import CONFIDENCE_HEADER, Behaviour, confidence
+from gateway.call import Call
 from gateway.clock import utc_now
 from gateway.content import UndecodableBody
-from gateway.policy import evaluate
+from gateway.policy import Policy, classify, evaluate
 from gateway.policy.decide import dlp_entities
 from gateway.policy_holder import PolicyHolder
 from gateway.refusals import denied
@@ -25,9 +28,13 @@ from gateway.scan.requests import request_entities
 
 
 class Decide:
+    """Classifies and decides; also feeds each call to `Behaviour`, whose signals (retries,
+    anomaly) rules may match on, and which the audit record keeps."""
+
     def __init__(self, policy: PolicyHolder, scanner: ScanPool) -> None:
         self._policy = policy
         self._scanner = scanner
+        self._behaviour = Behaviour()  # this gateway's view of each agent's recent calls
 
     @fail_closed("decide")
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -52,6 +59,7 @@ class Decide:
                 content_encoding=request.headers.get("content-encoding"))
             call = dataclasses.replace(call, request_entities=found)
             flow.metadata[meta.REQUEST_ENTITIES] = sorted(found) if found is not None else None
+        call = self._signals(flow, policy, call)
         action, decision = evaluate(policy, call, utc_now())
         flow.metadata[meta.ACTION] = {
             "type": action.type, "tags": sorted(action.tags), "params": action.params,
@@ -70,3 +78,12 @@ class Decide:
             "shadow": [[rule, verdict.value] for rule, verdict in decision.shadow],
             "notify": decision.notify,
         }
+
+    def _signals(self, flow: http.HTTPFlow, policy: Policy, call: Call) -> Call:
+        now = time.monotonic()
+        retries = self._behaviour.retries(call.agent, flow.metadata[meta.REQUEST_HASH], now)
+        anomaly = self._behaviour.anomaly(call.agent, classify(policy, call).type, now)
+        flow.metadata[meta.SIGNALS] = {
+            "retries": retries, "anomaly": anomaly,
+            "confidence": confidence(call.header(CONFIDENCE_HEADER))}
+        return dataclasses.replace(call, retries=retries, anomaly=anomaly)

@@ -18,3 +18,4 @@ STARTED = "gatehouse.started"  # perf_counter at the first request hook
 QUARANTINE_ID = "gatehouse.quarantine_id"  # the held response this call produced or received
 DELIVERED_FROM_QUARANTINE = "gatehouse.delivered_from_quarantine"  # released response served
 REQUEST_ENTITIES = "gatehouse.request_entities"  # entity types found in the request (DLP)
+SIGNALS = "gatehouse.signals"  # {"retries", "anomaly", "confidence"}: gateway.behaviour

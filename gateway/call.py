@@ -27,6 +27,10 @@ class Call:
     # ...); empty: scanned and clean; None: not scanned, or the scan failed (undecodable body,
     # over the size cap, analyzer error), which rules with `request_contains` treat fail-closed.
     request_entities: frozenset[str] | None = None
+    # How this call compares with the agent's recent calls (`gateway.behaviour`): identical
+    # calls seen before it, and how unusual its rate and action type are (0 to 1).
+    retries: int = 0
+    anomaly: float = 0.0
 
     def header(self, name: str) -> str | None:
         name = name.lower()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from gateway.behaviour import CONFIDENCE_HEADER, confidence
 from gateway.call import Action, Call
 from gateway.policy.classify import MCP_SESSION
 from gateway.policy.conditions import Test, compile_condition
@@ -64,6 +65,7 @@ class CompiledRule:
     tags: frozenset[str]
     params: tuple[tuple[str, Test], ...]
     entities: frozenset[str] | None  # `request_contains`: any of these found in the request
+    signals: tuple[tuple[str, Test], ...] = ()  # `retries`, `anomaly`, `confidence`
 
     @classmethod
     def compile(cls, order: int, rule: Rule) -> CompiledRule:
@@ -93,6 +95,9 @@ class CompiledRule:
             tags=frozenset(when.tags),
             params=tuple((name, compile_condition(c)) for name, c in when.params.items()),
             entities=frozenset(when.request_contains) if when.request_contains else None,
+            signals=tuple((name, compile_condition(condition)) for name, condition in (
+                ("retries", when.retries), ("anomaly", when.anomaly),
+                ("confidence", when.confidence)) if condition is not None),
         )
 
     @classmethod
@@ -141,6 +146,9 @@ class CompiledRule:
             if found is None:
                 unknown = True  # not scanned: it may carry them
             elif self.entities.isdisjoint(found):
+                return False
+        for name, test in self.signals:
+            if not test(_signal(name, call)):
                 return False
         params = action.params
         for name, test in self.params:
@@ -211,6 +219,13 @@ def dlp_entities(policy: Policy) -> frozenset[str]:
     `request_contains`, enforcing and shadow. Empty: no rule needs a scan, so leave
     `Call.request_entities` at None."""
     return policy.rule_index.dlp_entities
+
+
+def _signal(name: str, call: Call) -> object:
+    if name == "confidence":
+        stated = confidence(call.header(CONFIDENCE_HEADER))
+        return MISSING if stated is None else stated
+    return call.retries if name == "retries" else call.anomaly
 
 
 def decide(policy: Policy, action: Action, call: Call, now: datetime) -> Decision:

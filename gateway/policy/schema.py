@@ -239,6 +239,15 @@ class When(StrictModel):
         "them. A request that could not be scanned counts as containing them for deny and "
         "require_approval rules, and as not containing them for allow rules.",
     )
+    retries: Condition | None = Field(
+        None, description="On how many times the agent sent this exact request in the last "
+        "10 minutes before this one, e.g. `{gte: 3}`.")
+    anomaly: Condition | None = Field(
+        None, description="On how unusual the call is for the agent, 0 to 1 (its rate against "
+        "its own last hour, the novelty of the action type), e.g. `{gte: 0.8}`.")
+    confidence: Condition | None = Field(
+        None, description="On the agent's own `X-Agent-Confidence` header (0 to 1), e.g. "
+        "`{lt: 0.5}`; does not hold when the header is absent.")
 
 
 class RuleConstraints(StrictModel):

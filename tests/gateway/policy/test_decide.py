@@ -359,3 +359,34 @@ def test_dlp_entities_is_the_union_over_enforcing_and_shadow_rules(dlp, rules) -
         "US_SSN", "CREDIT_CARD", "ACME_ACCOUNT_ID", "EMAIL_ADDRESS", "PHONE_NUMBER"
     }
     assert dlp_entities(rules) == frozenset()  # no rule asks: nothing to scan for
+
+
+ESCALATION = policy(
+    "actions: [{type: mail.send, match: {host: mail.example}}]\n"
+    "rules:\n"
+    "  - {id: mail, when: {action: mail.send}, decision: allow}\n"
+    "  - {id: again, when: {action: mail.send, retries: {gte: 3}}, decision: require_approval}\n"
+    "  - {id: odd, when: {anomaly: {gte: 0.8}}, decision: require_approval}\n"
+    "  - {id: unsure, when: {confidence: {lt: 0.5}}, decision: deny}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("retries", "anomaly", "headers", "verdict", "rule_ids"),
+    [
+        (0, 0.0, (), Verdict.ALLOW, ("mail",)),
+        (2, 0.0, (), Verdict.ALLOW, ("mail",)),
+        (3, 0.0, (), Verdict.REQUIRE_APPROVAL, ("again",)),
+        (0, 0.9, (), Verdict.REQUIRE_APPROVAL, ("odd",)),
+        (0, 0.0, (("x-agent-confidence", "0.2"),), Verdict.DENY, ("unsure",)),
+        (0, 0.0, (("x-agent-confidence", "0.9"),), Verdict.ALLOW, ("mail",)),
+        (0, 0.0, (("x-agent-confidence", "unsure"),), Verdict.ALLOW, ("mail",)),
+    ],
+)
+def test_rules_escalate_on_retries_anomaly_and_stated_confidence(
+    retries: int, anomaly: float, headers: tuple, verdict: Verdict, rule_ids: tuple
+) -> None:
+    request = dataclasses.replace(call("POST", "https://mail.example/", headers=headers),
+                                  retries=retries, anomaly=anomaly)
+    decision = decide(ESCALATION, Action(type="mail.send"), request, NOW)
+    assert (decision.verdict, decision.rule_ids) == (verdict, rule_ids)
