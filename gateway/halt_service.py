@@ -75,7 +75,7 @@ class HaltService:
         halt = Halt(id="h_" + secrets.token_hex(6), scope=scope, target=target,
                     reason=reason.strip(), actor=actor, created_at=utc_now_iso())
         self._store.add_halt(halt)
-        self._reload()
+        self.reload()
         for listener in self.on_set:
             listener(halt)
         await self._audit.append("halt.set", {"actor": actor, **halt.to_json()})
@@ -88,7 +88,7 @@ class HaltService:
             halt = self._store.lift_halt(halt_id, actor)
             if halt is None:
                 return None
-            self._reload()
+            self.reload()
         for listener in self.on_lift:
             listener(halt)
         await self._audit.append("halt.lifted", {"actor": actor, **halt.to_json()})
@@ -106,6 +106,7 @@ class HaltService:
         self.board = HaltBoard(stored)
         return lifted
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        """Rebuild the board from the store (a halt set or lifted elsewhere: another replica)."""
         standing = [self.standing] if self.standing is not None else []
         self.board = HaltBoard(standing + self._store.halts(active_only=True))

@@ -21,7 +21,7 @@ from gateway.incidents.service import IncidentService
 from gateway.metrics import Metrics
 from gateway.policy_holder import PolicyHolder
 from gateway.postgres.backends import SQLITE, Backend
-from gateway.postgres.notify import listen_to_replicas
+from gateway.postgres.notify import Listener, listen_to_replicas
 from gateway.quarantine.service import QuarantineService
 from gateway.scan.pool import ScanPool
 from gateway.store import StateStore
@@ -57,8 +57,11 @@ class Services:
     quarantine: QuarantineService
     scanner: ScanPool
     incidents: IncidentService
+    replicas: Listener | None = None  # other replicas' decisions and halts (PostgreSQL only)
 
     def close(self) -> None:
+        if self.replicas is not None:
+            self.replicas.close()
         self.scanner.close()
         self.incidents.store.close()
         self.quarantine.store.close()
@@ -90,8 +93,8 @@ def open_services(settings: Settings) -> Services:
     for listener, lifted in ((halts.on_set, False), (halts.on_lift, True)):
         listener.append(lambda halt, lifted=lifted: notifier.send(halt_message(
             halt, lifted=lifted, waiting=[item.id for item in approvals.waiting_under(halt)])))
-    if backend.url:  # on the gateway's event loop: decisions and halts of other replicas
-        listen_to_replicas(backend.url, approvals, halts)
+    # on the gateway's event loop: decisions and halts of other replicas
+    replicas = listen_to_replicas(backend.url, approvals, halts) if backend.url else None
     grants = GrantService(backend.grants(), audit)
     quarantine = QuarantineService(backend.quarantine(),
                                    EvidenceStore(settings.state_dir / "evidence"), audit)
@@ -100,4 +103,4 @@ def open_services(settings: Settings) -> Services:
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
                     approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
                     address_guard=guard, quarantine=quarantine,
-                    scanner=scanner, incidents=incidents)
+                    scanner=scanner, incidents=incidents, replicas=replicas)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from gateway.approvals.grants import Grant, GrantRequest, SQLiteGrantStore, new_grant
+from gateway.approvals.grants import Grant, GrantRequest, GrantStore, new_grant
 from gateway.audit import AuditLog
 from gateway.call import Action
 from gateway.clock import utc_now_iso
 
 
 class GrantService:
-    def __init__(self, store: SQLiteGrantStore, audit: AuditLog) -> None:
+    def __init__(self, store: GrantStore, audit: AuditLog) -> None:
         self.store = store
         self._audit = audit
 

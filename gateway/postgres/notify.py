@@ -81,7 +81,7 @@ def listen_to_replicas(url: str, approvals: ApprovalService, halts: HaltService)
     as if made here."""
 
     def halts_changed(_: str = "") -> None:
-        halts._reload()
+        halts.reload()
         approvals.wake_all()  # held calls look at the new board at once
 
     return Listener(url, asyncio.get_running_loop(),

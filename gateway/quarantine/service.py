@@ -22,7 +22,7 @@ from gateway.audit import AuditLog
 from gateway.clock import utc_now_iso
 from gateway.content import BODY_HEADERS
 from gateway.evidence import EvidenceStore
-from gateway.quarantine.store import QuarantineItem, ReleaseAs, SQLiteQuarantineStore, State
+from gateway.quarantine.store import QuarantineItem, QuarantineStore, ReleaseAs, State
 from gateway.tokens import Role
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Retry:
 
 
 class QuarantineService:
-    def __init__(self, store: SQLiteQuarantineStore, evidence: EvidenceStore,
+    def __init__(self, store: QuarantineStore, evidence: EvidenceStore,
                  audit: AuditLog) -> None:
         self.store = store
         self.evidence = evidence
