@@ -19,7 +19,7 @@ A scan past its time budget cannot be interrupted inside a worker (a runaway reg
 busy), so that worker is killed and a replacement started, warmed for the same settings; a
 worker that dies is replaced too. A body it was judging alone comes back `unscannable`; bodies
 it was judging together go back to the front of the queue, each to be judged alone, so the one
-at fault does not take the others with it.
+at fault does not take the others with it (so do bodies whose batch raised an exception).
 """
 
 from __future__ import annotations
@@ -359,6 +359,7 @@ class ScanPool:
                 self._done(worker, results)
             case ("failed", name, details):
                 log.error("scanning failed in a worker:\n%s", details)
+                self._retry_alone(worker)
                 self._done(worker, [unscannable(f"scanner failed: {name}")] * len(worker.jobs))
             case _:
                 log.error("a scanning worker answered %d bodies with %r", len(worker.jobs),
@@ -400,12 +401,7 @@ class ScanPool:
         """`worker` died or overran: a body it judged alone is `note`, bodies it judged together
         wait again to be judged alone; a replacement takes over at once if it had been working
         (one that died loading is replaced when a body next comes)."""
-        if len(worker.jobs) > 1:
-            jobs, worker.jobs = worker.jobs, []
-            for job in reversed(jobs):
-                job.alone = True
-                self._queue.appendleft(job)
-                self._wait(job)
+        self._retry_alone(worker)
         self._remove(worker, note)
         if worker.ready:
             self._fill()
@@ -413,6 +409,19 @@ class ScanPool:
             while self._queue:
                 self._queue.popleft().finish(unscannable(BROKEN))
         self._dispatch()
+
+    def _retry_alone(self, worker: _Worker) -> None:
+        """Bodies judged together that failed go back to the front of the queue, each to be
+        judged alone: only the one at fault fails."""
+        if len(worker.jobs) > 1:
+            jobs, worker.jobs = worker.jobs, []
+            if worker.timer is not None:
+                worker.timer.cancel()
+                worker.timer = None
+            for job in reversed(jobs):
+                job.alone = True
+                self._queue.appendleft(job)
+                self._wait(job)
 
     def _remove(self, worker: _Worker, note: str, wait: bool = False) -> None:
         self._pool.remove(worker)

@@ -402,8 +402,20 @@ def _recognizers(settings: ResponseRules) -> tuple[CustomSpec, ...]:
 Steps = Generator["_Scanner", None, "Result"]
 
 
-def _scan_together(scanners: Sequence[_Scanner]) -> None:
-    """Scan the texts every scanner added, all in one `scan_texts` call (equal `batch_key`s)."""
+def _scan_together(scanners: Sequence[_Scanner]) -> list[Unscannable | None]:
+    """Scan the texts every scanner added, all in one `scan_texts` call (equal `batch_key`s);
+    each scanner's failure or None. A failed batch is scanned again scanner by scanner, so only
+    the body at fault fails."""
+    try:
+        _scan_batch(scanners)
+    except Unscannable as exc:
+        if len(scanners) == 1:
+            return [exc]
+        return [_scan_together([scanner])[0] for scanner in scanners]
+    return [None] * len(scanners)
+
+
+def _scan_batch(scanners: Sequence[_Scanner]) -> None:
     first = scanners[0]
     texts = list(dict.fromkeys(t for scanner in scanners for t in scanner.pending))
     try:
@@ -418,7 +430,7 @@ def _scan_together(scanners: Sequence[_Scanner]) -> None:
 
 def judge_all(bodies: Sequence[Steps]) -> list[Result]:
     """Drive the steps of several bodies together: at each round, the texts every waiting body
-    added are scanned in one batch per `batch_key`; a failed batch fails its bodies only."""
+    added are scanned in one batch per `batch_key`."""
     results: list[Result | None] = [None] * len(bodies)
     waiting: dict[int, _Scanner] = {}
 
@@ -439,12 +451,8 @@ def judge_all(bodies: Sequence[Steps]) -> list[Result]:
         for i, scanner in waiting.items():
             groups.setdefault(scanner.batch_key(), []).append(i)
         for members in groups.values():
-            failure = None
-            try:
-                _scan_together([waiting[i] for i in members])
-            except Unscannable as exc:
-                failure = exc
-            for i in members:
+            failures = _scan_together([waiting[i] for i in members])
+            for i, failure in zip(members, failures, strict=True):
                 advance(i, failure)
     return results  # type: ignore[return-value]
 

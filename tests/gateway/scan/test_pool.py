@@ -162,16 +162,22 @@ def test_bodies_waiting_for_a_busy_worker_are_judged_together() -> None:
     _with_pool(1, probe_judge, test)
 
 
-def test_a_batch_that_overruns_is_judged_again_body_by_body() -> None:
-    """The body at fault is unscannable; those judged with it are judged again, alone."""
+@pytest.mark.parametrize("fault,note", [
+    (b"fault-hang", "scan took longer than 2 s"),
+    (b"fault-die", "scanner failed: BrokenProcessPool"),
+    (b"fault-raise", "scanner failed: RuntimeError"),
+])
+def test_a_batch_that_fails_is_judged_again_body_by_body(fault: bytes, note: str) -> None:
+    """The body at fault is unscannable; those judged with it are judged again, alone. (The
+    first body keeps the worker busy while the other three queue up for it together.)"""
     settings = replace(SETTINGS, timeout_seconds=2.0)
 
     async def test(pool: ScanPool) -> None:
         first, *batch = await asyncio.gather(*(
             pool.judge(body, "application/json", None, settings)
-            for body in (SSN_BODY, SSN_BODY, b"fault-hang", SSN_BODY)))
+            for body in (SSN_BODY, SSN_BODY, fault, SSN_BODY)))
         assert [r.outcome for r in (first, *batch)] == [
             Outcome.QUARANTINE, Outcome.QUARANTINE, Outcome.UNSCANNABLE, Outcome.QUARANTINE]
-        assert batch[1].note == "scan took longer than 2 s"
+        assert batch[1].note == note
 
     _with_pool(1, faulty_judge, test)

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.policy.schema import Responses
 from gateway.scan.analyzer import Tier
-from gateway.scan.redact import Limits, Outcome, scan_json, scan_plain_text
+from gateway.scan.redact import Limits, Outcome, json_steps, judge_all, scan_json, scan_plain_text
 from gateway.scan.settings import RecognizerSpec, ScanSettings
 
 SSN = "536-22-8726"
@@ -249,3 +249,34 @@ def test_the_policy_model_recognizers_fit_as_settings_too() -> None:
         {"name": "ACME_ACCOUNT_ID", "regex": r"\bACME-\d{8}\b", "score": 0.8}])
     result = scan_json(orjson.dumps({"id": "ACME-12345678"}), "patterns", rules)
     assert json.loads(result.body) == {"id": "<ACME_ACCOUNT_ID>"}
+
+
+def test_bodies_judged_together_get_what_each_gets_alone() -> None:
+    bodies = [orjson.dumps({"n": i, "iban": IBAN if i == 1 else "-", "mail": f"u{i}@example.org"})
+              for i in range(3)] + [b"plain text, no json"]
+    steps = [json_steps(body, Tier.PATTERNS, RULES) for body in bodies]
+    together = [(r.outcome, r.body, r.records) for r in judge_all(steps)]
+    alone = [scan_json(body, Tier.PATTERNS, RULES) for body in bodies]
+    assert together == [(r.outcome, r.body, r.records) for r in alone]
+    assert [r.outcome for r in alone] == [Outcome.REDACTED, Outcome.QUARANTINE,
+                                          Outcome.REDACTED, Outcome.PASS]
+
+
+def test_an_analyzer_fault_in_a_batch_fails_only_the_body_at_fault(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.scan import redact
+
+    real = redact.scan_texts
+
+    def fails_on_poison(texts: list[str], *args: Any, **kw: Any) -> Any:
+        if "poison" in texts:
+            raise RuntimeError("model crashed")
+        return real(texts, *args, **kw)
+
+    monkeypatch.setattr(redact, "scan_texts", fails_on_poison)
+    bodies = [orjson.dumps({"mail": "jane@example.org"}), orjson.dumps({"x": "poison"}),
+              orjson.dumps({"ok": "fine"})]
+    results = judge_all([json_steps(body, Tier.PATTERNS, RULES) for body in bodies])
+    assert [r.outcome for r in results] == [Outcome.REDACTED, Outcome.UNSCANNABLE, Outcome.PASS]
+    assert results[1].note == "analyzer failed: RuntimeError"
