@@ -298,6 +298,16 @@ def parser() -> argparse.ArgumentParser:
                      "is signed already, and print the newest checkpoint (JSON) to keep "
                      "elsewhere"
                      ).set_defaults(handler=cmd_audit_checkpoint)
+
+    migrating = sub.add_parser("migrate", help="move state between backends").add_subparsers(
+        dest="action", required=True)
+    to_postgres = migrating.add_parser(
+        "sqlite-to-postgres", parents=[state],
+        help="copy an embedded deployment's state and audit trail into an empty PostgreSQL "
+             "database; stop the gateway first (a running one is refused)")
+    to_postgres.add_argument("--to", required=True, metavar="postgresql://...",
+                             help="the empty database (made with `createdb`)")
+    to_postgres.set_defaults(handler=cmd_migrate)
     return p
 
 
@@ -606,6 +616,21 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
         print("gatehouse: the audit trail has no records yet: nothing to sign", file=sys.stderr)
         return 1
     print(newest.to_json().decode())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from gateway.postgres.database import safe_url
+    from gateway.postgres.migrate import sqlite_to_postgres
+
+    moved = sqlite_to_postgres(args.state, args.to)
+    print(f"moved {args.state} to {safe_url(args.to)}: "
+          + ", ".join(f"{count} {table}" for table, count in moved.rows.items()))
+    print(f"audit trail ok in PostgreSQL: {moved.trail.records} records, chain intact; "
+          f"{moved.trail.checkpoints} signed checkpoints good")
+    print(f"start the gateway with --store {safe_url(args.to)} --state {args.state} (the "
+          "state directory keeps the CA, the signing key and the evidence); the SQLite files "
+          "were left as they were, and a gateway started without --store would use them")
     return 0
 
 

@@ -37,6 +37,36 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host, query=query))
 
 
+def settings(what: str) -> dict[str, object]:
+    """Connection settings; `application_name` shows in pg_stat_activity, so an operator (or a
+    test cutting connections) sees whose connections these are."""
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "application_name": f"gatehouse {what}"}
+
+
+def open_migrated(url: str, what: str) -> Connection:
+    """One connection of its own to a database whose schema is brought to this version; an
+    unreachable server is named plainly (raises StoreError)."""
+    if urlsplit(url).scheme not in SCHEMES:
+        raise StoreError(f"cannot open the {what}: `{safe_url(url)}` is not a postgresql:// URL")
+    try:
+        db = psycopg.connect(url, **settings(what))
+    except psycopg.OperationalError as e:
+        reason = " ".join(str(e).split()) or type(e).__name__  # libpq's lines as one
+        raise StoreError(
+            f"cannot open the {what}: PostgreSQL at `{safe_url(url)}` did not let Gatehouse in: "
+            f"{reason}; check that the server runs and that the URL's host, port, user "
+            "and database are right (create the database first with `createdb`)") from e
+    try:
+        migrate(db)
+    except psycopg.Error as e:
+        db.close()
+        raise StoreError(f"cannot open the {what} at `{safe_url(url)}`: {e}") from e
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 class Database:
     """A pool of connections to a PostgreSQL database whose schema is at this version.
     `what` names the store in every error, as the SQLite stores do."""
@@ -44,27 +74,12 @@ class Database:
     def __init__(self, url: str, what: str, *, max_size: int = 4) -> None:
         self.what = what
         self.url = safe_url(url)
-        if urlsplit(url).scheme not in SCHEMES:
-            raise StoreError(f"cannot open the {what}: `{self.url}` is not a postgresql:// URL")
-        # named in pg_stat_activity, so an operator sees whose connections these are
-        settings = {"connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                    "application_name": f"gatehouse {what}"}
-        self._conninfo, self._settings = url, settings
-        try:
-            with psycopg.connect(url, **settings) as first:
-                migrate(first)
-        except psycopg.OperationalError as e:
-            reason = " ".join(str(e).split()) or type(e).__name__  # libpq's lines as one
-            raise StoreError(
-                f"cannot open the {what}: PostgreSQL at `{self.url}` did not let Gatehouse in: "
-                f"{reason}; check that the server runs and that the URL's host, port, user "
-                "and database are right (create the database first with `createdb`)") from e
-        except psycopg.Error as e:
-            raise StoreError(f"cannot open the {what} at `{self.url}`: {e}") from e
+        self._conninfo, self._settings = url, settings(what)
+        open_migrated(url, what).close()
         self._pool = ConnectionPool(
             url, min_size=1, max_size=max_size, open=False, name=what,
             timeout=POOL_TIMEOUT_SECONDS, check=ConnectionPool.check_connection, num_workers=1,
-            kwargs={**settings, "autocommit": True})
+            kwargs={**self._settings, "autocommit": True})
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
         except psycopg.Error as e:
