@@ -17,6 +17,7 @@ from mitmproxy.addons import core, disable_h2c, errorcheck, next_layer, proxyser
 from mitmproxy.master import Master
 
 from addons import pipeline
+from addons.transparent import TransparentTarget
 from gateway.admin import create_app
 from gateway.policy.decide import dlp_entities
 from gateway.scan.analyzer import get_analyzer
@@ -38,7 +39,8 @@ def build_master(services: Services) -> Master:
     master.addons.add(core.Core(), disable_h2c.DisableH2C(), proxyserver.Proxyserver(),
                       next_layer.NextLayer(), tlsconfig.TlsConfig(),
                       errorcheck.ErrorCheck(repeat_errors_on_stderr=True))
-    master.addons.add(*pipeline(services))
+    # transparent connections carry a destination address; the pipeline needs the name
+    master.addons.add(TransparentTarget(), *pipeline(services))
     opts.update(
         confdir=str(settings.state_dir),
         listen_host=settings.listen[0],

@@ -29,6 +29,7 @@ DEFAULT_POLICY = "policies/default.yaml"
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 DEFAULT_PROXY = "127.0.0.1:8080"
 DEFAULT_ADMIN = "127.0.0.1:8081"
+MODES = ("regular", "transparent")  # mitmproxy mode specs Gatehouse runs; reverse:URL is not yet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +122,10 @@ def parser() -> argparse.ArgumentParser:
                      default=Path(os.environ.get("GATEHOUSE_POLICY", DEFAULT_POLICY)))
     run.add_argument("--listen", type=host_port, default=host_port(DEFAULT_PROXY))
     run.add_argument("--admin", type=host_port, default=host_port(DEFAULT_ADMIN))
-    run.add_argument("--mode", default="regular", help="proxy mode: regular")
+    run.add_argument("--mode", default="regular", choices=MODES,
+                     help="regular: agents use the gateway as their HTTP(S) proxy; transparent: "
+                          "their traffic is redirected here by iptables and the policy's "
+                          "`agents.*.addresses` name them")
     run.add_argument("--connect-to", type=connect_to, action="append", default=[],
                      metavar="HOST[:PORT]=ADDR:PORT",
                      help="send calls for HOST[:PORT] to ADDR:PORT; the address is trusted")
@@ -319,12 +323,10 @@ def show(data: object) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from addons.runtime import serve  # the composition root: the one place mitmproxy is loaded
 
-    if args.mode != "regular":
-        raise UsageError(f"mode `{args.mode}` is not available yet; use `--mode regular`")
     load_policy(args.policy)  # a bad policy stops start-up with its errors, before anything else
     settings = Settings(
         policy_path=args.policy, state_dir=args.state, store=args.store, listen=args.listen,
-        admin=args.admin,
+        admin=args.admin, mode=args.mode,
         connect_to=pinned_targets(args.connect_to), upstream_ca=args.upstream_ca,
         webhooks=webhooks(args.webhook, os.environ.get("GATEHOUSE_WEBHOOK", "")),
         scan_workers=args.scan_workers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from gateway.policy.classify import MCP_SESSION, UNCLASSIFIED
 from gateway.policy.decide import RESERVED_RULE_IDS
@@ -38,7 +39,7 @@ def _listing(items: object) -> str:
 def errors(model: PolicyModel) -> list[Found]:
     """Everything that makes the policy unusable."""
     return [*_actions(model), *_rules(model), *_approvals(model), *_responses(model),
-            *_triggers(model)]
+            *_triggers(model), *_agent_addresses(model)]
 
 
 def _actions(model: PolicyModel) -> Iterator[Found]:
@@ -348,6 +349,21 @@ def _triggers(model: PolicyModel) -> Iterator[Found]:
                    "`dlp` counts requests carrying an entity that a rule's `request_contains` "
                    "looks for, and no rule has `request_contains`, so it could never fire; add "
                    "such a rule or drop `dlp`")
+
+
+def _agent_addresses(model: PolicyModel) -> Iterator[Found]:
+    """In transparent mode the client address is the identity, so it must name one agent."""
+    seen: list[tuple[IPv4Network | IPv6Network, str, int]] = []
+    for name, agent in model.agents.items():
+        for i, text in enumerate(agent.addresses):
+            network = ip_network(text)
+            for other, owner, j in seen:
+                if owner != name and network.overlaps(other):  # type: ignore[arg-type]
+                    yield (("agents", name, "addresses", i),
+                           f"`{network}` overlaps `{other}` of agent `{owner}` "
+                           f"(agents.{owner}.addresses[{j}]); an address may name only one "
+                           "agent, so narrow one of the ranges")
+            seen.append((network, name, i))
 
 
 def warnings(model: PolicyModel, now: datetime | None = None) -> list[Found]:

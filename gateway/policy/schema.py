@@ -7,6 +7,7 @@ that involve one value live here; checks across sections (duplicate ids, routes,
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from datetime import datetime, timedelta
@@ -470,8 +471,23 @@ def scan_tier(responses: Responses) -> Literal["patterns", "ner"]:
     return "ner" if named & NER_ENTITIES else "patterns"
 
 
+def _network(value: str) -> str:
+    try:
+        interface = ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValueError(f"`{value}` is not an IP address or CIDR range; write it like "
+                         "`10.200.0.2` or `10.200.0.0/24`") from None
+    if interface.ip != interface.network.network_address:
+        raise ValueError(f"`{value}` has host bits set; write the range as `{interface.network}`")
+    return str(interface.network)
+
+
 class Agent(StrictModel):
     tenant: Name | None = Field(None, description="The tenant this agent acts for.")
+    addresses: list[Annotated[str, Strict(), AfterValidator(_network)]] = Field(
+        default_factory=list,
+        description="Client addresses (IPs or CIDR ranges) whose calls are this agent's in "
+                    "`--mode transparent`, where agents send no credentials.")
 
 
 Severity = Literal["SEV-1", "SEV-2", "SEV-3", "SEV-4"]
