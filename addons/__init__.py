@@ -14,6 +14,7 @@ from addons.audit import Audit
 from addons.decide import Decide
 from addons.egress import Egress
 from addons.enforce import Enforce
+from addons.evidence import KeepEvidence
 from addons.halt import HaltCheck, HaltStreams
 from addons.hold import Hold
 from addons.identify import Identify
@@ -32,6 +33,7 @@ def pipeline(services: Services) -> list[object]:
         QuarantineRetry(services.quarantine),
         Hold(services.approvals, services.grants, services.halts),
         Egress(services.policy, services.address_guard),
+        KeepEvidence(services.policy, services.quarantine.evidence),
         ScanResponses(services.policy, services.scanner, services.quarantine, services.audit,
                       services.metrics),
         HaltStreams(services.halts, services.audit),

@@ -19,3 +19,4 @@ QUARANTINE_ID = "gatehouse.quarantine_id"  # the held response this call produce
 DELIVERED_FROM_QUARANTINE = "gatehouse.delivered_from_quarantine"  # released response served
 REQUEST_ENTITIES = "gatehouse.request_entities"  # entity types found in the request (DLP)
 SIGNALS = "gatehouse.signals"  # {"retries", "anomaly", "confidence"}: gateway.behaviour
+EVIDENCE = "gatehouse.evidence"  # {"request", "response", "keep"}: digests of kept bodies

@@ -1,7 +1,9 @@
 """Stage 9, evidence for incidents: what came back, where it matters for a reconstruction.
 
-Three kinds of forwarded call leave a record beyond their decision, written before the agent
-gets the response (if it cannot be written the agent gets 503, as for every record):
+A call whose bodies were kept (`addons.evidence`) gets a `call.evidence` record naming the files:
+request, response as received, and the redacted response the agent got, if any. Three kinds
+of forwarded call leave a record of what they mean, all written before the agent gets the
+response (if one cannot be written the agent gets 503, as for every record):
 
 - a model call (OpenAI- or Anthropic-style) → `call.llm`: model, temperature, the tools
   offered and the tool calls in the answer (`gateway.llm`);
@@ -16,6 +18,7 @@ as such rather than guessed at.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 
@@ -23,10 +26,11 @@ from mitmproxy import http
 
 from addons import meta
 from addons.guard import fail_closed, refuse, request_id
+from addons.scan import RESPONSE_HEADER
 from gateway.audit import AuditError, AuditLog
 from gateway.content import UndecodableBody, decode_body
 from gateway.documents import instruction_flags, is_document
-from gateway.evidence import EvidenceStore
+from gateway.evidence import EvidenceStore, envelope
 from gateway.llm import is_model_call, read_model_call
 from gateway.refusals import gateway_error
 from gateway.rollback import result_ids
@@ -45,34 +49,51 @@ class RecordEvidence:
     @fail_closed("record")
     async def response(self, flow: http.HTTPFlow) -> None:
         response = flow.response
-        if (response is None or meta.REFUSED_BY in flow.metadata
-                or meta.DELIVERED_FROM_QUARANTINE in flow.metadata):
+        if response is None or meta.DELIVERED_FROM_QUARANTINE in flow.metadata:
             return
-        request = flow.request
+        records = []
+        if (kept := flow.metadata.get(meta.EVIDENCE)) is not None:
+            records.append(("call.evidence", await self._kept(response, kept)))
+        if meta.REFUSED_BY not in flow.metadata and (found := self._found(flow)) is not None:
+            records.append(found)
+        for event, fields in records:
+            try:
+                await self._audit.append(event, {
+                    "request_id": request_id(flow), "agent": flow.metadata.get(meta.AGENT),
+                    "action": flow.metadata.get(meta.ACTION, {}).get("type"),
+                    "url": flow.request.pretty_url, "status": response.status_code, **fields})
+            except AuditError as e:
+                log.error("could not record %s for %s: %s", event, request_id(flow), e)
+                refuse(flow, gateway_error("the audit record could not be written"), "record")
+                return
+
+    async def _kept(self, response: http.Response, kept: dict[str, object]
+                    ) -> dict[str, object]:
+        """The evidence files of this call; a redacted response is kept beside the original."""
+        redacted = None
+        if response.headers.get(RESPONSE_HEADER) == "redacted" and kept.get("response"):
+            redacted = await asyncio.get_running_loop().run_in_executor(
+                None, self._evidence.put, envelope(
+                    {"status": response.status_code}, list(response.headers.items(multi=True)),
+                    response.raw_content or b""))
+        return {"evidence": {**kept, "redacted_response": redacted}}
+
+    def _found(self, flow: http.HTTPFlow) -> tuple[str, dict[str, object]] | None:
+        """A model call, a document read, or the ids a side-effecting call handed back."""
+        request, response = flow.request, flow.response
+        assert response is not None
         streamed = bool(response.stream)
         if is_model_call(request.path, request.method):
-            event, fields = "call.llm", self._model_call(flow, streamed)
-        elif is_document(response.headers.get("content-type"), request.method) and not streamed:
-            event, fields = "call.document", self._document(response)
-        elif request.method not in READ_ONLY and 200 <= response.status_code < 300 and (
+            fields = self._model_call(flow, streamed)
+            return ("call.llm", fields) if fields is not None else None
+        if is_document(response.headers.get("content-type"), request.method) and not streamed:
+            return "call.document", self._document(response)
+        if request.method not in READ_ONLY and 200 <= response.status_code < 300 and (
                 not streamed):
             body = self._body(response)
             ids = result_ids(body) if body else {}
-            if not ids:
-                return
-            event, fields = "call.result", {"ids": ids}
-        else:
-            return
-        if fields is None:
-            return
-        try:
-            await self._audit.append(event, {
-                "request_id": request_id(flow), "agent": flow.metadata.get(meta.AGENT),
-                "action": flow.metadata.get(meta.ACTION, {}).get("type"),
-                "url": request.pretty_url, "status": response.status_code, **fields})
-        except AuditError as e:
-            log.error("could not record %s for %s: %s", event, request_id(flow), e)
-            refuse(flow, gateway_error("the audit record could not be written"), "record")
+            return ("call.result", {"ids": ids}) if ids else None
+        return None
 
     def _model_call(self, flow: http.HTTPFlow, streamed: bool) -> dict[str, object] | None:
         assert flow.response is not None
@@ -82,7 +103,7 @@ class RecordEvidence:
             return None
         return {**call.to_json(), "streamed": streamed}
 
-    def _document(self, response: http.Response) -> dict[str, object] | None:
+    def _document(self, response: http.Response) -> dict[str, object]:
         body = self._body(response)
         if body is None:
             return {"sha256": None, "bytes": None, "instruction_like": [],

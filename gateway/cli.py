@@ -473,14 +473,27 @@ def moment(value: str) -> datetime:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Exit 1 when some decision would change, like `diff`, so CI can gate a policy change."""
+    from gateway.evidence import EvidenceError, EvidenceStore
     from gateway.replay import calls_on_record, replay
 
     candidate = load_policy(args.policy)
     backend = Backend(args.store, args.state)
     pending = backend.pending()
+    evidence = EvidenceStore(args.state / "evidence")
     with backend.audit() as trail:
+        requests = {str(r.get("request_id")): r["evidence"]["request"]  # type: ignore[index]
+                    for r in calls_on_record(trail.query, args.since, args.until,
+                                             event="call.evidence")}
+
+        def kept(request_id: str) -> bytes | None:
+            digest = requests.get(request_id)
+            try:
+                return evidence.get(str(digest)) if digest else None
+            except EvidenceError as e:  # replaying on doctored evidence would mislead
+                raise UsageError(f"the request of {request_id} cannot be replayed: {e}") from e
+
         report = replay(candidate, calls_on_record(trail.query, args.since, args.until),
-                        pending.get)
+                        pending.get, kept)
     if args.json:
         show({"replayed": report.replayed, "exact": report.exact, "skipped": report.skipped,
               "changes": [c.to_json() for c in report.changes]})

@@ -7,10 +7,13 @@ when read. Writes are durable before `put` returns (written aside, fsynced, rena
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import tempfile
 from pathlib import Path
+
+import orjson
 
 
 class EvidenceError(Exception):
@@ -59,3 +62,27 @@ class EvidenceStore:
         if hashlib.sha256(data).hexdigest() != digest:
             raise EvidenceError(f"evidence {digest} was altered on disk")
         return data
+
+
+def envelope(head: dict[str, object], headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A request or response as one evidence file: its first line's facts, its headers in
+    order, and its body byte for byte (base64), as JSON a person can read back."""
+    return orjson.dumps({**head, "headers": [[k, v] for k, v in headers],
+                         "body_base64": base64.b64encode(body).decode()},
+                        option=orjson.OPT_SORT_KEYS)
+
+
+def open_envelope(data: bytes) -> dict[str, object] | None:
+    """An `envelope` as JSON, with `body_text` beside the base64 when the body is UTF-8; None
+    for evidence that is not one (a body kept whole)."""
+    try:
+        opened = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(opened, dict) or not isinstance(opened.get("body_base64"), str):
+        return None
+    try:
+        opened["body_text"] = base64.b64decode(opened["body_base64"]).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        opened["body_text"] = None
+    return opened

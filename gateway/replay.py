@@ -4,7 +4,8 @@ Each `call.decided` record is turned back into a call and evaluated under the ca
 time it was made; every call whose verdict would change is listed. The fidelity of each call is
 said, because the trail does not keep every request whole:
 
-- `exact`: a held call, rebuilt from the request the pending store kept byte for byte;
+- `exact`: a held call, rebuilt from the request the pending store kept byte for byte, or a
+  call whose request was kept as evidence (`evidence.keep: always`);
 - `url`: any other call, rebuilt from its method and URL, with the parameters the trail recorded
   standing in for those a candidate reads from the body or headers (`json:`, `form:`, `mcp:`,
   `header:`). A candidate that classifies by body content (an MCP tool name) cannot be judged
@@ -13,6 +14,7 @@ said, because the trail does not keep every request whole:
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 from gateway.approvals.model import PendingItem
 from gateway.call import Action, Call
 from gateway.content import UndecodableBody, decode_body
+from gateway.evidence import open_envelope
 from gateway.policy import Policy, classify, decide
 from gateway.policy.classify import UNCLASSIFIED
 
@@ -64,11 +67,19 @@ class ReplayReport:
         return "\n".join(lines)
 
 
+Kept = Callable[[str], bytes | None]  # request id -> the request kept as evidence (envelope)
+
+
+def nothing_kept(_: str) -> bytes | None:
+    return None
+
+
 def replay(candidate: Policy, records: Iterable[dict[str, object]],
-           held: Callable[[str], PendingItem | None]) -> ReplayReport:
+           held: Callable[[str], PendingItem | None], kept: Kept = nothing_kept
+           ) -> ReplayReport:
     report = ReplayReport()
     for record in records:
-        rebuilt = rebuild(record, held)
+        rebuilt = rebuild(record, held, kept)
         if rebuilt is None:
             report.skipped += 1
             continue
@@ -92,8 +103,8 @@ def replay(candidate: Policy, records: Iterable[dict[str, object]],
     return report
 
 
-def rebuild(record: dict[str, object], held: Callable[[str], PendingItem | None]
-            ) -> tuple[Call, str] | None:
+def rebuild(record: dict[str, object], held: Callable[[str], PendingItem | None],
+            kept: Kept = nothing_kept) -> tuple[Call, str] | None:
     """The call behind a `call.decided` record, and how faithfully it could be rebuilt."""
     method, url, verdict = record.get("method"), record.get("url"), record.get("verdict")
     if not isinstance(method, str) or not isinstance(url, str) or verdict is None or (
@@ -112,12 +123,27 @@ def rebuild(record: dict[str, object], held: Callable[[str], PendingItem | None]
         except UndecodableBody:
             body = b""
         return replace(request.to_call(agent, body), request_entities=found), "exact"
+    envelope = open_envelope(kept(str(record.get("request_id"))) or b"")
+    if envelope is not None:
+        headers = tuple((str(k), str(v)) for k, v in envelope["headers"])  # type: ignore[union-attr]
+        raw = base64.b64decode(str(envelope["body_base64"]))
+        try:
+            body = decode_body(raw, _header(headers, "content-encoding"), MAX_BODY_BYTES)
+        except UndecodableBody:
+            body = b""
+        call = _from_url(method, str(envelope.get("url", url)), agent, found)
+        return replace(call, headers=tuple((k.lower(), v) for k, v in headers),
+                       body=body), "exact"
+    return _from_url(method, url, agent, found), "url"
+
+
+def _from_url(method: str, url: str, agent: str, found: frozenset[str] | None) -> Call:
     parts = urlsplit(url)
     scheme = parts.scheme or "http"
     return Call(method=method, scheme=scheme, host=(parts.hostname or "").lower(),
                 port=parts.port or (443 if scheme == "https" else 80), path=parts.path or "/",
                 query=tuple(parse_qsl(parts.query, keep_blank_values=True)), agent=agent,
-                request_entities=found), "url"
+                request_entities=found)
 
 
 def _action(candidate: Policy, call: Call, record: dict[str, object], *, exact: bool) -> Action:
@@ -138,12 +164,12 @@ def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
 
 
 def calls_on_record(query: Callable[..., list[dict[str, object]]], since: datetime | None,
-                    until: datetime | None, page: int = 5000) -> Iterator[dict[str, object]]:
-    """Every `call.decided` record in the window, oldest first, a page at a time."""
+                    until: datetime | None, event: str = "call.decided", page: int = 5000
+                    ) -> Iterator[dict[str, object]]:
+    """Every `event` record in the window, oldest first, a page at a time."""
     after = 0
     while True:
-        batch = query(event="call.decided", since=since, until=until, after_seq=after,
-                      limit=page)
+        batch = query(event=event, since=since, until=until, after_seq=after, limit=page)
         yield from batch
         if len(batch) < page:
             return

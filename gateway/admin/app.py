@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.admin import (
     audit,
+    evidence,
     grants,
     halts,
     incidents,
@@ -50,6 +51,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/policy/snapshots", policy.snapshots)
     app.router.add_get("/v1/policy/snapshots/{id}", policy.snapshot)
     app.router.add_get("/v1/audit", audit.list_records)
+    app.router.add_get("/v1/evidence/{digest}", evidence.get_evidence)
     app.router.add_get("/v1/pending", pending.list_pending)
     app.router.add_get("/v1/pending/{id}", pending.get_pending)
     app.router.add_post("/v1/pending/{id}/approve", pending.approve)

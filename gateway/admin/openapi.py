@@ -187,6 +187,11 @@ OPENAPI: dict[str, object] = {
         "/v1/incidents/{id}/report": {"get": _op(
             "the incident record; ?format=md (default) or json", "responder, auditor, admin",
             {"200": "the report", **_AUTH, "400": "bad format", "404": "no such incident"})},
+        "/v1/evidence/{digest}": {"get": _op(
+            "one evidence file by its SHA-256: a kept request or response (JSON with headers "
+            "and body), or a body kept whole; each read is audited first", "auditor, admin",
+            {"200": "the evidence", **_AUTH, "404": "no such evidence",
+             "409": "altered on disk"})},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

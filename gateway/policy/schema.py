@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from gateway.policy.errors import describe
+from gateway.policy.globs import Glob
 from gateway.policy.hosts import parse_host_pattern
 from gateway.policy.params import parse_source
 from gateway.policy.paths import parse_path_pattern
@@ -471,6 +472,30 @@ def scan_tier(responses: Responses) -> Literal["patterns", "ner"]:
     return "ner" if named & NER_ENTITIES else "patterns"
 
 
+Keep = Literal["always", "on_hold", "never"]
+
+
+class EvidenceOverride(StrictModel):
+    actions: Annotated[list[ActionGlob], BeforeValidator(_one_or_many)] = Field(
+        description="Action types or `*` globs it applies to; the first match wins.")
+    keep: Keep = Field(description="Replaces `evidence.keep` for these actions.")
+
+
+class Evidence(StrictModel):
+    keep: Keep = Field(
+        "on_hold", description="Which calls' request and response bodies are kept as evidence: "
+        "`always`, `on_hold` (calls held for review), or `never`.")
+    overrides: list[EvidenceOverride] = Field(
+        default_factory=list, description="Per action type: `{actions: payments.*, keep: "
+        "always}`.")
+
+    def keep_for(self, action: str) -> str:
+        for override in self.overrides:
+            if any(Glob(pattern).matches(action) for pattern in override.actions):
+                return override.keep
+        return self.keep
+
+
 def _network(value: str) -> str:
     try:
         interface = ipaddress.ip_interface(value)
@@ -559,3 +584,5 @@ class PolicyModel(StrictModel):
         default_factory=list, description="Automatic containment on patterns of calls.")
     incidents: Incidents = Field(
         default_factory=Incidents, description="What opening an incident does, by severity.")
+    evidence: Evidence = Field(
+        default_factory=Evidence, description="Which calls' bodies are kept as evidence.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.approvals.model import HeldRequest, PendingItem, State
+from gateway.evidence import envelope
 from gateway.policy import load_policy_text
 from gateway.replay import rebuild, replay
 
@@ -101,3 +102,17 @@ def test_a_call_classified_by_its_body_keeps_its_recorded_action() -> None:
                      "decision: deny}\n")
     [change] = replay(deletes, [mcp], never_held).changes
     assert (change.action, change.would_be) == ("mcp.delete_file", "deny")
+
+
+def test_a_call_whose_request_was_kept_is_rebuilt_exactly() -> None:
+    request = envelope({"method": "POST", "url": "https://api.stripe.com/v1/refunds"},
+                       [("Content-Type", "application/json")], b'{"amount": 25000}')
+    on_record = record(1, "POST", "https://api.stripe.com/v1/refunds", "allow", params={})
+    rebuilt = rebuild(on_record, never_held, {"req_1": request}.get)
+    assert rebuilt is not None and rebuilt[1] == "exact"
+    assert rebuilt[0].body == b'{"amount": 25000}'
+    assert rebuilt[0].header("content-type") == "application/json"
+    stricter = policy(ALLOW_ALL + "  - {id: big, when: {action: payments.refund, params: "
+                      "{amount_cents: {gte: 10000}}}, decision: deny}\n")
+    report = replay(stricter, [on_record], never_held, {"req_1": request}.get)
+    assert [(c.would_be, c.fidelity) for c in report.changes] == [("deny", "exact")]

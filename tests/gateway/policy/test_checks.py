@@ -264,3 +264,16 @@ def test_triggers_and_severity_responses_load_with_their_defaults() -> None:
     responses = loaded.model.incidents
     assert [responses.response(s).halt for s in ("SEV-1", "SEV-2", "SEV-3", "SEV-4")] == [
         "agent", "agent", "action", "none"]
+
+
+def test_evidence_keep_has_per_action_overrides_first_match_wins() -> None:
+    loaded = policy(GITHUB + "rules: []\nevidence:\n  keep: never\n  overrides:\n"
+                    "    - {actions: [github.*], keep: always}\n"
+                    "    - {actions: '*', keep: on_hold}\n")
+    evidence = loaded.model.evidence
+    assert [evidence.keep_for(a) for a in ("github.write", "email.send")] == [
+        "always", "on_hold"]
+    assert policy(GITHUB + "rules: []\n").model.evidence.keep_for("x") == "on_hold"
+    with pytest.raises(PolicyError) as err:
+        policy(GITHUB + "rules: []\nevidence: {keep: sometimes}\n")
+    assert "evidence.keep" in str(err.value)
