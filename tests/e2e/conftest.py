@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.gatehouse import Gatehouse
@@ -27,6 +31,11 @@ class Running:
 
     def proxy(self, agent: str) -> str:
         return self.gh.proxy_url(agent, self.agents[agent])
+
+    def client(self, agent: str, timeout: float = 30) -> httpx.Client:
+        """An httpx client of `agent`, through this gateway, trusting its CA."""
+        trust = ssl.create_default_context(cafile=self.gh.ca_bundle)
+        return httpx.Client(proxy=self.proxy(agent), verify=trust, timeout=timeout)
 
     def audit(self, event: str) -> list[dict[str, object]]:
         """The audit records of `event`, read through the admin API as the auditor."""
@@ -60,6 +69,20 @@ def start_gateway(tmp: Path, policy: Path, upstream: Upstream,
     people = dict(zip(roles, tokens[len(agents):], strict=True))
     gh.start()
     return Running(gh, agent_tokens, people)
+
+
+@contextmanager
+def serving(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, name: str,
+            policy: str, **options: Any) -> Iterator[Running]:
+    """A gateway on `policy` (text) for the length of the block; `options` go to
+    `start_gateway` (agents, extra flags)."""
+    tmp = tmp_path_factory.mktemp(name)
+    (tmp / "policy.yaml").write_text(policy)
+    running = start_gateway(tmp, tmp / "policy.yaml", upstream, **options)
+    try:
+        yield running
+    finally:
+        running.gh.stop()
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ and tells the reviewers so; a gateway that cannot read its halts starts halted."
 from __future__ import annotations
 
 import sqlite3
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Running, start_gateway
+from tests.e2e.conftest import Running, serving, start_gateway
 from tests.e2e.upstream import Upstream
 from tests.e2e.webhooks import WebhookReceiver, webhook_receiver
 
@@ -46,17 +45,9 @@ def receiver() -> Iterator[WebhookReceiver]:
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream,
        receiver: WebhookReceiver) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("containment")
-    (tmp / "policy.yaml").write_text(POLICY)
-    running = start_gateway(tmp, tmp / "policy.yaml", upstream,
-                            extra=["--webhook", receiver.url])
-    yield running
-    running.gh.stop()
-
-
-def client(gw: Running, agent: str) -> httpx.Client:
-    trust = ssl.create_default_context(cafile=gw.gh.ca_bundle)
-    return httpx.Client(proxy=gw.proxy(agent), verify=trust, timeout=30)
+    with serving(tmp_path_factory, upstream, "containment", POLICY,
+                 extra=["--webhook", receiver.url]) as running:
+        yield running
 
 
 def admin(gw: Running, method: str, path: str, role: str, **kwargs: object) -> httpx.Response:
@@ -80,7 +71,7 @@ class Stream:
         self._thread.start()
 
     def _read(self, gw: Running, agent: str) -> None:
-        with client(gw, agent) as c, c.stream(
+        with gw.client(agent) as c, c.stream(
                 "GET", "https://api.openai.com/ticker?count=40&interval=0.1") as response:
             self.headers = response.headers
             for line in response.iter_lines():
@@ -130,7 +121,7 @@ def _wait_message(receiver: WebhookReceiver, halt_id: str, event: str) -> dict[s
 
 def test_a_halt_freezes_the_reviews_in_its_scope_and_tells_the_reviewers(
         gw: Running, receiver: WebhookReceiver) -> None:
-    with client(gw, "support-bot") as bot:
+    with gw.client("support-bot") as bot:
         held = bot.post("https://api.sendgrid.com/v3/mail/send", json={"to": "a@example.com"})
     assert held.status_code == 503, held.text
     pending_id = held.json()["error"]["pending_id"]
@@ -167,7 +158,7 @@ def test_a_gateway_that_cannot_read_its_halts_starts_halted_until_repaired(
             db.executescript("DROP TABLE halts; CREATE TABLE halts (id TEXT PRIMARY KEY);")
         running.gh.start()
 
-        with client(running, "support-bot") as bot:
+        with running.client("support-bot") as bot:
             refused = bot.get("http://docs.acme.example/a")  # plain: a tunnel is refused too
         assert refused.status_code == 403
         assert refused.json()["error"]["halt_id"] == "h_unreadable"
@@ -187,7 +178,7 @@ def test_a_gateway_that_cannot_read_its_halts_starts_halted_until_repaired(
                 "created_at TEXT NOT NULL, lifted_at TEXT, lifted_by TEXT);")
         lifted = admin(running, "DELETE", "/v1/halts/h_unreadable", "responder")
         assert lifted.status_code == 200 and lifted.json()["lifted_by"] == "responder-person"
-        with client(running, "support-bot") as bot:
+        with running.client("support-bot") as bot:
             assert bot.get("http://docs.acme.example/a").status_code == 200
     finally:
         running.gh.stop()

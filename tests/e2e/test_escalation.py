@@ -3,13 +3,11 @@ agent that says it is unsure is refused, and the audit record keeps the signals.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.e2e.conftest import Running, start_gateway
+from tests.e2e.conftest import Running, serving
 from tests.e2e.upstream import Upstream
 
 POLICY = """\
@@ -30,20 +28,13 @@ approvals: {hold_seconds: 0}
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("escalation")
-    (tmp / "policy.yaml").write_text(POLICY)
-    running = start_gateway(tmp, tmp / "policy.yaml", upstream, agents=("support-bot",))
-    yield running
-    running.gh.stop()
-
-
-def agent(gw: Running) -> httpx.Client:
-    trust = ssl.create_default_context(cafile=gw.gh.ca_bundle)
-    return httpx.Client(proxy=gw.proxy("support-bot"), verify=trust, timeout=30)
+    with serving(tmp_path_factory, upstream, "escalation", POLICY,
+                 agents=("support-bot",)) as running:
+        yield running
 
 
 def test_the_third_identical_call_is_held_for_a_reviewer(gw: Running) -> None:
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         answers = [bot.get("https://docs.acme.example/same") for _ in range(3)]
         other = bot.get("https://docs.acme.example/different")
     assert [a.status_code for a in answers] == [200, 200, 503]
@@ -56,7 +47,7 @@ def test_the_third_identical_call_is_held_for_a_reviewer(gw: Running) -> None:
 
 
 def test_an_agent_that_says_it_is_unsure_is_refused(gw: Running) -> None:
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         unsure = bot.get("https://docs.acme.example/u", headers={"X-Agent-Confidence": "0.2"})
         sure = bot.get("https://docs.acme.example/s", headers={"X-Agent-Confidence": "0.9"})
     assert unsure.status_code == 403 and unsure.json()["error"]["rule"] == "unsure"

@@ -5,14 +5,13 @@ a replay over kept requests is exact."""
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.e2e.canned import EMAIL
-from tests.e2e.conftest import Running, start_gateway
+from tests.e2e.conftest import Running, serving
 from tests.e2e.upstream import Upstream
 
 POLICY = """\
@@ -43,17 +42,12 @@ HOLD_BIG = ("  - {id: big, when: {action: payments.refund, params: {amount_cents
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("evidence")
-    (tmp / "policy.yaml").write_text(POLICY.format(revision="1", extra=DENY_HUGE))
-    (tmp / "candidate.yaml").write_text(POLICY.format(revision="2", extra=DENY_HUGE + HOLD_BIG))
-    running = start_gateway(tmp, tmp / "policy.yaml", upstream, agents=("support-bot",))
-    yield running
-    running.gh.stop()
-
-
-def agent(gw: Running) -> httpx.Client:
-    trust = ssl.create_default_context(cafile=gw.gh.ca_bundle)
-    return httpx.Client(proxy=gw.proxy("support-bot"), verify=trust, timeout=30)
+    with serving(tmp_path_factory, upstream, "evidence",
+                 POLICY.format(revision="1", extra=DENY_HUGE),
+                 agents=("support-bot",)) as running:
+        (running.gh.policy.parent / "candidate.yaml").write_text(
+            POLICY.format(revision="2", extra=DENY_HUGE + HOLD_BIG))
+        yield running
 
 
 def read(gw: Running, digest: object, role: str = "auditor") -> httpx.Response:
@@ -68,7 +62,7 @@ def kept(gw: Running, response: httpx.Response) -> dict[str, object]:
 
 def test_a_refund_is_kept_whole_and_read_back_by_an_auditor_with_the_read_audited(
         gw: Running) -> None:
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         refund = bot.post("https://api.stripe.com/v1/refunds", json={"amount": 25000})
     assert refund.status_code == 200
     files = kept(gw, refund)
@@ -84,7 +78,7 @@ def test_a_refund_is_kept_whole_and_read_back_by_an_auditor_with_the_read_audite
 
 
 def test_the_original_response_is_kept_beside_the_redacted_one(gw: Running) -> None:
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         contact = bot.get("https://tools.acme.internal/canned/contact")
     assert EMAIL not in contact.text and "<EMAIL_ADDRESS>" in contact.text
     files = kept(gw, contact)
@@ -94,7 +88,7 @@ def test_the_original_response_is_kept_beside_the_redacted_one(gw: Running) -> N
 
 
 def test_a_refused_call_keeps_its_request_and_an_unheld_read_keeps_nothing(gw: Running) -> None:
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         refused = bot.post("https://api.stripe.com/v1/refunds", json={"amount": 5000000})
         page = bot.get("https://docs.acme.example/page")
     assert refused.status_code == 403
@@ -110,7 +104,7 @@ def test_missing_evidence_is_not_found(gw: Running) -> None:
 
 
 def test_a_replay_over_kept_requests_is_exact(gw: Running) -> None:
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         big = bot.post("https://api.stripe.com/v1/refunds", json={"amount": 30000})
     kept(gw, big)
     result = gw.gh.cli("replay", str(gw.gh.policy.parent / "candidate.yaml"), "--json",

@@ -10,7 +10,6 @@ the right evidence, and the report must carry every section.
 from __future__ import annotations
 
 import json
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -56,11 +55,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator
     running.gh.stop()
 
 
-def agent(gw: Running) -> httpx.Client:
-    trust = ssl.create_default_context(cafile=gw.gh.ca_bundle)
-    return httpx.Client(proxy=gw.proxy("support-bot"), verify=trust, timeout=60)
-
-
 def admin(gw: Running, method: str, path: str, role: str, **kwargs: object) -> httpx.Response:
     return gw.gh.admin_call(method, path, gw.people[role], **kwargs)
 
@@ -87,7 +81,7 @@ def review_in_three_seconds(gw: Running) -> None:
 @pytest.fixture(scope="module")
 def incident(gw: Running) -> dict[str, object]:
     lower_the_tier(gw, gw.gh.policy)
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         page = bot.get("https://docs.acme.example/blog/billing-tips")
         assert page.status_code == 200
         answer = bot.post("https://api.openai.com/v1/chat/completions", json={
@@ -119,7 +113,7 @@ def chain(gw: Running, incident: dict[str, object]) -> dict[str, object]:
 
 def test_the_incident_contains_the_agent(gw: Running, incident: dict[str, object]) -> None:
     assert incident["halt_id"] and incident["agent"] == "support-bot"
-    with agent(gw) as bot:
+    with gw.client("support-bot") as bot:
         refused = bot.get("http://docs.acme.example/anything")
     assert refused.json()["error"]["type"] == "halted"
 

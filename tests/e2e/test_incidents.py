@@ -4,7 +4,6 @@ responders opening incidents that halt as their severity requires."""
 from __future__ import annotations
 
 import json
-import ssl
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.e2e.conftest import Running, start_gateway
+from tests.e2e.conftest import Running, serving
 from tests.e2e.upstream import Upstream
 
 POLICY = """\
@@ -39,16 +38,12 @@ AGENTS = ("support-bot", "ops-bot", "loop-bot", "deny-bot", "sev4-bot")
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("incidents")
-    (tmp / "policy.yaml").write_text(POLICY)
-    running = start_gateway(tmp, tmp / "policy.yaml", upstream, agents=AGENTS)
-    yield running
-    running.gh.stop()
+    with serving(tmp_path_factory, upstream, "incidents", POLICY, agents=AGENTS) as running:
+        yield running
 
 
 def call(gw: Running, agent: str, method: str, url: str) -> httpx.Response:
-    trust = ssl.create_default_context(cafile=gw.gh.ca_bundle)
-    with httpx.Client(proxy=gw.proxy(agent), verify=trust, timeout=30) as c:
+    with gw.client(agent) as c:
         return c.request(method, url, json={"n": 1} if method == "POST" else None)
 
 
