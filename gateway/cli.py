@@ -269,6 +269,36 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["md", "json"], default="md")
     report.set_defaults(handler=cmd_incident_report)
 
+    hold = sub.add_parser("hold", help="legal holds: evidence exempt from retention"
+                          ).add_subparsers(dest="action", required=True)
+    placing = hold.add_parser("place", parents=[client], help="place a legal hold")
+    covers = placing.add_mutually_exclusive_group(required=True)
+    covers.add_argument("--agent")
+    covers.add_argument("--incident", metavar="ID")
+    covers.add_argument("--since", help="a time range from (ISO time with zone)")
+    placing.add_argument("--until", help="the end of the time range")
+    placing.add_argument("--reason", required=True)
+    placing.set_defaults(handler=lambda a: show(call(a.admin, a.token, "POST", "/v1/holds/legal", {
+        k: v for k, v in (("agent", a.agent), ("incident", a.incident), ("since", a.since),
+                          ("until", a.until), ("reason", a.reason)) if v})))
+    hold.add_parser("list", parents=[client], help="legal holds").set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "GET", "/v1/holds/legal")))
+    releasing = hold.add_parser("release", parents=[client], help="release a legal hold")
+    releasing.add_argument("id")
+    releasing.set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "DELETE", f"/v1/holds/legal/{a.id}")))
+    retention = sub.add_parser("retention", help="evidence retention").add_subparsers(
+        dest="action", required=True)
+    sweeping = retention.add_parser(
+        "sweep", parents=[state, stored],
+        help="delete evidence files past the policy's retention, except what legal holds cover")
+    sweeping.add_argument("--policy", type=Path,
+                          help="take `retention:` from this file (default: the newest policy "
+                               "snapshot the gateway ran)")
+    sweeping.add_argument("--dry-run", action="store_true", help="say what would go; delete "
+                                                                 "nothing")
+    sweeping.set_defaults(handler=cmd_retention_sweep)
+
     policy = sub.add_parser("policy", help="the running policy").add_subparsers(
         dest="action", required=True)
     reload = policy.add_parser("reload", parents=[client], help="reload the policy file")
@@ -500,6 +530,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         print(report.format())
     return 1 if report.changes else 0
+
+
+def cmd_retention_sweep(args: argparse.Namespace) -> int:
+    """Run from cron or a systemd timer; deletions are audited as `evidence.deleted`."""
+    from gateway.clock import utc_now
+    from gateway.evidence import EvidenceStore
+    from gateway.policy import load_policy_text
+    from gateway.replay import calls_on_record
+    from gateway.retention import Cover, holds_on_record, sweep
+
+    backend = Backend(args.store, args.state)
+    if args.policy is not None:
+        policy = load_policy(args.policy)
+    else:
+        snapshots = backend.state().snapshots()
+        if not snapshots:
+            raise UsageError("no policy has run on this state yet; pass --policy")
+        newest = backend.state().snapshot(str(snapshots[-1]["snapshot_id"]))
+        assert newest is not None
+        policy = load_policy_text(str(newest["text"]), str(newest["source"]))
+    evidence = EvidenceStore(args.state / "evidence")
+    incidents = backend.incidents()
+    with backend.audit() as trail:
+        def bad_call_at(request_id: str) -> str | None:
+            found = trail.query(event="call.decided", request_id=request_id, limit=1)
+            return str(found[0]["ts"]) if found else None
+
+        records = [r for event in ("call.evidence", "call.document")
+                   for r in calls_on_record(trail.query, None, None, event=event)]
+        cover = Cover(holds_on_record(trail.query), incidents.get, bad_call_at)
+        report = sweep(records, policy.model.retention, cover, utc_now(), evidence.has)
+        if report.deleted and not args.dry_run:  # recorded first: no deletion goes unrecorded
+            trail.append_sync("evidence.deleted", {**report.to_json(),
+                                                   "actor": "retention sweep"})
+            for digest in report.deleted:
+                evidence.delete(digest)
+    return show({**report.to_json(), "dry_run": args.dry_run})
 
 
 def cmd_halt(args: argparse.Namespace) -> int:

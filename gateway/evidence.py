@@ -53,6 +53,17 @@ class EvidenceStore:
             os.close(directory)
         return digest
 
+    def has(self, digest: str) -> bool:
+        return self._path(digest).is_file()
+
+    def delete(self, digest: str) -> bool:
+        """Remove the file (retention); whether there was one."""
+        try:
+            self._path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def get(self, digest: str) -> bytes:
         """The bytes stored under `digest`, checked against it."""
         try:

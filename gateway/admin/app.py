@@ -9,6 +9,7 @@ from gateway.admin import (
     evidence,
     grants,
     halts,
+    holds,
     incidents,
     pending,
     policy,
@@ -52,6 +53,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/policy/snapshots/{id}", policy.snapshot)
     app.router.add_get("/v1/audit", audit.list_records)
     app.router.add_get("/v1/evidence/{digest}", evidence.get_evidence)
+    app.router.add_get("/v1/holds/legal", holds.list_holds)
+    app.router.add_post("/v1/holds/legal", holds.place_hold)
+    app.router.add_delete("/v1/holds/legal/{id}", holds.release_hold)
     app.router.add_get("/v1/pending", pending.list_pending)
     app.router.add_get("/v1/pending/{id}", pending.get_pending)
     app.router.add_post("/v1/pending/{id}/approve", pending.approve)

@@ -22,7 +22,7 @@ EXAMPLE = ('{"title": "misleading billing email sent", "severity": "SEV-2", '
            '"request_id": "req_...", "contain": true}')
 
 
-def _when(body: dict[str, object], key: str) -> datetime | None:
+def body_time(body: dict[str, object], key: str) -> datetime | None:
     value = body.get(key)
     if value is None:
         return None
@@ -50,7 +50,7 @@ async def open_incident(request: web.Request) -> web.Response:
     try:
         incident = await request.app[SERVICES].incidents.open(
             title=title, severity=severity, actor=actor.name, request_id=request_id,
-            since=_when(body, "since"), until=_when(body, "until"), agent=agent,
+            since=body_time(body, "since"), until=body_time(body, "until"), agent=agent,
             contain=bool(contain))
     except IncidentError as e:
         raise api_error(e.status, "not_found" if e.status == 404 else "invalid_request",

@@ -32,6 +32,17 @@ _HALT_BODY = {
     },
 }
 _AUTH = {"401": "no or bad token", "403": "role not allowed"}
+_HOLD_BODY = {
+    "type": "object",
+    "required": ["reason"],
+    "properties": {
+        "reason": {"type": "string"},
+        "agent": {"type": "string"},
+        "incident": {"type": "string", "description": "an incident id, INC-0001"},
+        "since": {"type": "string", "format": "date-time"},
+        "until": {"type": "string", "format": "date-time"},
+    },
+}
 _INCIDENT_BODY = {
     "type": "object",
     "required": ["title", "severity"],
@@ -192,6 +203,17 @@ OPENAPI: dict[str, object] = {
             "and body), or a body kept whole; each read is audited first", "auditor, admin",
             {"200": "the evidence", **_AUTH, "404": "no such evidence",
              "409": "altered on disk"})},
+        "/v1/holds/legal": {
+            "get": _op("legal holds, as the audit trail records them", "auditor, responder, "
+                       "admin", {"200": "items", **_AUTH}),
+            "post": _op("exempt an agent's, an incident's or a time range's evidence from "
+                        "retention", "auditor, admin",
+                        {"201": "the hold", **_AUTH, "422": "bad hold"}, _HOLD_BODY),
+        },
+        "/v1/holds/legal/{id}": {"delete": _op(
+            "release a legal hold", "auditor, admin",
+            {"200": "the released hold", **_AUTH, "404": "no such hold",
+             "409": "already released"})},
         "/v1/audit": {"get": _op(
             "audit records; filters agent, action, decision, event, since, until, after_seq, "
             "limit", "auditor, responder, admin", {"200": "items", **_AUTH, "422": "bad filter"})},

@@ -507,6 +507,14 @@ def _network(value: str) -> str:
     return str(interface.network)
 
 
+class Retention(StrictModel):
+    evidence: Duration | None = Field(
+        None, description="How long kept request and response bodies (`evidence.keep`) stay, "
+        "e.g. `90d`; kept for good when absent.")
+    documents: Duration | None = Field(
+        None, description="How long fetched documents flagged for instruction-like text stay.")
+
+
 class Agent(StrictModel):
     tenant: Name | None = Field(None, description="The tenant this agent acts for.")
     addresses: list[Annotated[str, Strict(), AfterValidator(_network)]] = Field(
@@ -586,3 +594,6 @@ class PolicyModel(StrictModel):
         default_factory=Incidents, description="What opening an incident does, by severity.")
     evidence: Evidence = Field(
         default_factory=Evidence, description="Which calls' bodies are kept as evidence.")
+    retention: Retention = Field(
+        default_factory=Retention, description="How long each class of evidence is kept; "
+        "legal holds exempt what they cover (`gatehouse retention sweep`).")
