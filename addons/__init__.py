@@ -38,5 +38,5 @@ def pipeline(services: Services) -> list[object]:
                       services.metrics),
         HaltStreams(services.halts, services.audit),
         RecordEvidence(services.audit, services.quarantine.evidence),
-        Audit(services.audit, services.metrics, services.notifier),
+        Audit(services.audit, services.metrics, services.notifier, services.policy),
     ]

@@ -20,7 +20,9 @@ from gateway.approvals.notify import Notifier
 from gateway.approvals.playbook import notify_allowed
 from gateway.audit import AuditError, AuditLog
 from gateway.metrics import Metrics
+from gateway.policy_holder import PolicyHolder
 from gateway.refusals import DECISION_HEADER, REQUEST_ID_HEADER, gateway_error
+from gateway.sampling import FirstSeen, Sampler
 
 log = logging.getLogger("gatehouse.audit")
 
@@ -28,10 +30,14 @@ MAX_PARAM_CHARS = 1024  # parameter values are evidence, not storage: long ones 
 
 
 class Audit:
-    def __init__(self, audit: AuditLog, metrics: Metrics, notifier: Notifier) -> None:
+    def __init__(self, audit: AuditLog, metrics: Metrics, notifier: Notifier,
+                 policy: PolicyHolder) -> None:
         self._audit = audit
         self._metrics = metrics
         self._notifier = notifier
+        self._policy = policy
+        self._first_seen = FirstSeen(audit.query)
+        self._sampler: tuple[str, Sampler] | None = None  # for the snapshot it was built from
 
     @fail_closed("audit")
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -82,6 +88,7 @@ class Audit:
             return
         notify_allowed(self._notifier, record,
                        asked=bool(flow.metadata.get(meta.DECISION, {}).get("notify")))
+        await self._sample(record)
         rules = record["rule_ids"] or ["-"]
         # label by the policy's action entry (`mcp.{tool}`), never the agent-chosen expansion
         entry = flow.metadata.get(meta.ACTION, {}).get("entry") or "-"
@@ -89,6 +96,18 @@ class Audit:
             self._metrics.decisions.labels(record["decision"], entry, rule).inc()
         if started := flow.metadata.get(meta.STARTED):
             self._metrics.decision_seconds.observe(time.perf_counter() - started)
+
+
+    async def _sample(self, record: dict[str, object]) -> None:
+        """Draw the call for a post-execution review (`gateway.sampling`) if it is one."""
+        policy = self._policy.current
+        if self._sampler is None or self._sampler[0] != policy.snapshot_id:
+            self._sampler = (policy.snapshot_id,
+                             Sampler(policy.model.sampling, self._first_seen))
+        if (reason := self._sampler[1].why(record)) is not None:
+            await self._audit.append("sample.drawn", {
+                key: record.get(key) for key in ("request_id", "agent", "action", "url",
+                                                 "params")} | {"reason": reason})
 
 
 def outcome(flow: http.HTTPFlow) -> str:

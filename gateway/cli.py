@@ -269,6 +269,18 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["md", "json"], default="md")
     report.set_defaults(handler=cmd_incident_report)
 
+    drawn = sub.add_parser("samples", parents=[client],
+                           help="calls drawn for a post-execution review")
+    drawn.add_argument("--all", action="store_true", help="reviewed ones too")
+    drawn.set_defaults(handler=lambda a: show(call(
+        a.admin, a.token, "GET", f"/v1/samples?state={'all' if a.all else 'open'}")))
+    judging = sub.add_parser("sample", parents=[client], help="record the review of a drawn call")
+    judging.add_argument("request_id")
+    judging.add_argument("--verdict", required=True, choices=["fine", "problem"])
+    judging.add_argument("--note", default="")
+    judging.set_defaults(handler=lambda a: show(call(
+        a.admin, a.token, "POST", f"/v1/samples/{a.request_id}/verdict",
+        {"verdict": a.verdict, "note": a.note})))
     hold = sub.add_parser("hold", help="legal holds: evidence exempt from retention"
                           ).add_subparsers(dest="action", required=True)
     placing = hold.add_parser("place", parents=[client], help="place a legal hold")

@@ -15,6 +15,7 @@ from gateway.admin import (
     policy,
     quarantine,
     queue,
+    samples,
     system,
 )
 from gateway.admin.auth import STORE
@@ -53,6 +54,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/policy/snapshots/{id}", policy.snapshot)
     app.router.add_get("/v1/audit", audit.list_records)
     app.router.add_get("/v1/evidence/{digest}", evidence.get_evidence)
+    app.router.add_get("/v1/samples", samples.list_samples)
+    app.router.add_post("/v1/samples/{request_id}/verdict", samples.record_verdict)
     app.router.add_get("/v1/holds/legal", holds.list_holds)
     app.router.add_post("/v1/holds/legal", holds.place_hold)
     app.router.add_delete("/v1/holds/legal/{id}", holds.release_hold)

@@ -203,6 +203,15 @@ OPENAPI: dict[str, object] = {
             "and body), or a body kept whole; each read is audited first", "auditor, admin",
             {"200": "the evidence", **_AUTH, "404": "no such evidence",
              "409": "altered on disk"})},
+        "/v1/samples": {"get": _op(
+            "calls drawn for a post-execution review; ?state=open (default) or all",
+            "reviewer, auditor, admin", {"200": "items", **_AUTH, "400": "bad state"})},
+        "/v1/samples/{request_id}/verdict": {"post": _op(
+            "record the review of a drawn call", "reviewer, auditor, admin",
+            {"200": "the item", **_AUTH, "404": "not drawn", "409": "reviewed already",
+             "422": "bad verdict"},
+            {"type": "object", "required": ["verdict"], "properties": {
+                "verdict": {"enum": ["fine", "problem"]}, "note": {"type": "string"}}})},
         "/v1/holds/legal": {
             "get": _op("legal holds, as the audit trail records them", "auditor, responder, "
                        "admin", {"200": "items", **_AUTH}),

@@ -515,6 +515,26 @@ class Retention(StrictModel):
         None, description="How long fetched documents flagged for instruction-like text stay.")
 
 
+class MandatorySample(StrictModel):
+    actions: Annotated[list[ActionGlob], BeforeValidator(_one_or_many)] = Field(
+        description="Action types or `*` globs.")
+    params: dict[ParamName, Condition] = Field(
+        default_factory=dict, description="Conditions on the params (all must hold), e.g. "
+        "`{amount_cents: {gte: 100000}}`.")
+
+
+class Sampling(StrictModel):
+    rate: Rate = Field(0.0, description="Share of forwarded calls drawn for a post-execution "
+                                        "review, e.g. `0.02`.")
+    tag_weights: dict[Tag, Annotated[float, Field(gt=0, le=1000)]] = Field(
+        default_factory=dict, description="Multiply the rate for calls carrying a tag, e.g. "
+        "`{financial: 5}` (the largest weight of a call's tags applies).")
+    first_time: Bool = Field(
+        False, description="Always draw an agent's first call of an action type.")
+    always: list[MandatorySample] = Field(
+        default_factory=list, description="Calls always drawn, e.g. large refunds.")
+
+
 class Agent(StrictModel):
     tenant: Name | None = Field(None, description="The tenant this agent acts for.")
     addresses: list[Annotated[str, Strict(), AfterValidator(_network)]] = Field(
@@ -594,6 +614,8 @@ class PolicyModel(StrictModel):
         default_factory=Incidents, description="What opening an incident does, by severity.")
     evidence: Evidence = Field(
         default_factory=Evidence, description="Which calls' bodies are kept as evidence.")
+    sampling: Sampling = Field(
+        default_factory=Sampling, description="Post-execution review of forwarded calls.")
     retention: Retention = Field(
         default_factory=Retention, description="How long each class of evidence is kept; "
         "legal holds exempt what they cover (`gatehouse retention sweep`).")

@@ -4,22 +4,35 @@ Opening connects once on its own (so an unreachable server is named plainly, not
 timeout), brings the schema to this version (`gateway.postgres.migrations`), then keeps a small
 pool whose connections are checked on checkout: a database that restarted is reconnected to by
 itself, and until then every call fails with a `StoreError` (the gateway fails closed).
+
+Stores are called from the gateway's event loop, so a call must not sit out the pool's timeout
+while the server is away: the first store to lose a connection (or to wait for one in vain)
+marks the server lost for every store on that URL (`Reachability`), and from then on they
+refuse at once while a thread probes the server every second. The first probe that gets in
+lets them all through again: service resumes by itself, with no backoff to sit out.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gateway.postgres.migrations import migrate
 from gateway.store import StoreError
 
+log = logging.getLogger("gatehouse.postgres")
+
 CONNECT_TIMEOUT_SECONDS = 5
+PROBE_SECONDS = 1.0  # between attempts to reach a server that was lost
+CHECKOUT_TURN_SECONDS = 0.05  # how long a checkout waits before looking whether it was lost
 # as long as SQLite's busy timeout: a call waits this long for a free connection, then fails
 POOL_TIMEOUT_SECONDS = 5.0
 SCHEMES = ("postgresql", "postgres")
@@ -67,6 +80,64 @@ def open_migrated(url: str, what: str) -> Connection:
     return db
 
 
+class Reachability:
+    """Whether the server at one URL is known to be out of reach, shared by every store on it."""
+
+    _all: dict[str, Reachability] = {}
+    _made = threading.Lock()
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lost = threading.Event()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, url: str) -> Reachability:
+        with cls._made:
+            return cls._all.setdefault(url, cls(url))
+
+    def check(self, what: str) -> None:
+        """Raise StoreError at once while the server is lost."""
+        if self._lost.is_set():
+            raise StoreError(f"{what}: PostgreSQL at `{safe_url(self._url)}` is out of reach; "
+                             f"calls that need it are refused until it is back")
+
+    def lose(self, reason: object) -> None:
+        """Mark the server lost and start probing it, unless that is under way."""
+        with self._lock:
+            if self._lost.is_set():
+                return
+            self._lost.set()
+        log.warning("PostgreSQL at %s is out of reach (%s): refusing calls that need it and "
+                    "trying again every %s s", safe_url(self._url), " ".join(str(reason).split()),
+                    PROBE_SECONDS)
+        threading.Thread(target=self._probe, name="gatehouse-db-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        while True:
+            try:
+                psycopg.connect(self._url, **settings("probe")).close()
+            except psycopg.Error:
+                time.sleep(PROBE_SECONDS)
+                continue
+            self._lost.clear()
+            log.warning("PostgreSQL at %s is back: serving again", safe_url(self._url))
+            return
+
+
+class _Reported(psycopg.Connection[Row]):
+    """A pooled connection whose failure to connect marks its server lost at once (the pool
+    itself would only retry, and keep the caller waiting)."""
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        try:
+            return super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError as e:
+            Reachability.of(conninfo).lose(e)
+            raise
+
+
 class Database:
     """A pool of connections to a PostgreSQL database whose schema is at this version.
     `what` names the store in every error, as the SQLite stores do."""
@@ -75,9 +146,10 @@ class Database:
         self.what = what
         self.url = safe_url(url)
         self._conninfo, self._settings = url, settings(what)
+        self._reach = Reachability.of(url)
         open_migrated(url, what).close()
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=max_size, open=False, name=what,
+            url, connection_class=_Reported, min_size=1, max_size=max_size, open=False, name=what,
             timeout=POOL_TIMEOUT_SECONDS, check=ConnectionPool.check_connection, num_workers=1,
             kwargs={**self._settings, "autocommit": True})
         try:
@@ -99,14 +171,42 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         """A pooled connection in autocommit mode, for a caller running its own transactions
-        (database errors pass through as they are)."""
-        with self._pool.connection() as db:
-            yield db
+        (database errors pass through as they are). While the server is lost, StoreError at
+        once; a connection lost here marks it lost."""
+        db = self._checkout()
+        try:
+            with db:
+                yield db
+        except psycopg.Error as e:
+            if db.broken:
+                self._reach.lose(e)
+            raise
+        finally:
+            self._pool.putconn(db)
+
+    def _checkout(self) -> Connection:
+        """A connection from the pool, waited for in short turns: a server found lost meanwhile
+        (by the pool failing to connect) is refused at once, not after the whole timeout."""
+        deadline = time.monotonic() + POOL_TIMEOUT_SECONDS
+        while True:
+            self._reach.check(self.what)
+            turn = min(CHECKOUT_TURN_SECONDS, deadline - time.monotonic())
+            try:
+                return self._pool.getconn(timeout=max(turn, 0.001))
+            except PoolTimeout as e:
+                if time.monotonic() >= deadline:
+                    self._reach.lose(e)
+                    raise
 
     def connect(self) -> Connection:
         """A connection of its own, outside the pool, in autocommit mode: for a long-lived
         user such as the audit writer, which would otherwise hold a pooled one for good."""
-        return psycopg.connect(self._conninfo, autocommit=True, **self._settings)
+        self._reach.check(self.what)
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True, **self._settings)
+        except psycopg.OperationalError as e:
+            self._reach.lose(e)
+            raise
 
     def rows(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
         with self.transaction() as db:

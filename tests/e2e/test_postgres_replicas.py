@@ -12,12 +12,13 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Running, start_gateway
+from tests.e2e.conftest import Running
 from tests.e2e.gatehouse import Gatehouse
-from tests.e2e.test_postgres_store import POLICY, agent, held_item
+from tests.e2e.test_postgres_store import agent, held_item, start_on_postgres
 from tests.e2e.upstream import Upstream
 from tests.gateway.postgres.places import connect, schema_fixture
 
@@ -28,21 +29,21 @@ RELEASE_SECONDS = 0.5  # issue 6: approval release across replicas, p99 under 50
 url = schema_fixture("module")
 
 
+def start_replicas(tmp: Path, upstream: Upstream, url: str) -> tuple[Running, Gatehouse]:
+    """Replica A (with the tokens) and replica B, sharing A's audit signing key."""
+    (tmp / "a").mkdir()
+    a = start_on_postgres(tmp / "a", upstream, url)
+    (tmp / "b" / "state").mkdir(parents=True)
+    for key in ("audit-signing.key", "audit-signing.pub"):
+        shutil.copy(a.gh.state / key, tmp / "b" / "state" / key)
+    b = Gatehouse(tmp / "b" / "state", a.gh.policy, upstream, extra=["--store", url]).start()
+    return a, b
+
+
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream,
              url: str) -> Iterator[tuple[Running, Gatehouse]]:
-    tmp = tmp_path_factory.mktemp("replicas")
-    (tmp / "policy.yaml").write_text(POLICY)
-    for name in ("a", "b/state"):
-        (tmp / name).mkdir(parents=True)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("GATEHOUSE_STORE", url)
-        a = start_gateway(tmp / "a", tmp / "policy.yaml", upstream, agents=("ops-bot",),
-                          extra=["--store", url])
-    for key in ("audit-signing.key", "audit-signing.pub"):
-        shutil.copy(a.gh.state / key, tmp / "b" / "state" / key)
-    b = Gatehouse(tmp / "b" / "state", tmp / "policy.yaml", upstream,
-                  extra=["--store", url]).start()
+    a, b = start_replicas(tmp_path_factory.mktemp("replicas"), upstream, url)
     yield a, b
     b.stop()
     a.gh.stop()

@@ -51,15 +51,19 @@ approvals:
 url = schema_fixture("module")
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream,
-            url: str) -> Iterator[Running]:
-    tmp = tmp_path_factory.mktemp("postgres-store")
+def start_on_postgres(tmp: Path, upstream: Upstream, url: str) -> Running:
+    """A gateway on `--store url` with POLICY, its state directory in `tmp`."""
     (tmp / "policy.yaml").write_text(POLICY)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GATEHOUSE_STORE", url)  # `gatehouse token create` as operators script it
-        running = start_gateway(tmp, tmp / "policy.yaml", upstream, agents=("ops-bot",),
-                                extra=["--store", url])
+        return start_gateway(tmp, tmp / "policy.yaml", upstream, agents=("ops-bot",),
+                             extra=["--store", url])
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream,
+            url: str) -> Iterator[Running]:
+    running = start_on_postgres(tmp_path_factory.mktemp("postgres-store"), upstream, url)
     yield running
     running.gh.stop()
 
