@@ -8,6 +8,9 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from gateway.audit import AuditError
+from gateway.store import StoreError
+
 log = logging.getLogger("gatehouse.admin")
 
 
@@ -37,6 +40,12 @@ async def json_errors(
         error_type = e.reason.lower().replace(" ", "_")
         return json_response({"error": {"type": error_type, "message": e.reason}},
                              status=e.status)
+    except (StoreError, AuditError) as e:  # the state is out of reach: try again later
+        log.error("admin API: state unavailable on %s %s: %s", request.method, request.path, e)
+        return json_response({"error": {"type": "gateway_error",
+                                        "message": f"the gateway's state is unavailable: {e}; "
+                                                   "check what took effect, then try again"}},
+                             status=503)
     except Exception:
         log.exception("admin API error on %s %s", request.method, request.path)
         return json_response({"error": {"type": "internal_error",
