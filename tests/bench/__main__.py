@@ -7,7 +7,8 @@ import sys
 
 BENCHMARKS = ["tests.bench.bench_proxy", "tests.bench.bench_decide", "tests.bench.bench_audit",
               "tests.bench.bench_approvals", "tests.bench.bench_pending",
-              "tests.bench.bench_scan_proxy", "tests.bench.bench_incidents"]
+              "tests.bench.bench_scan_proxy", "tests.bench.bench_incidents",
+              "tests.bench.bench_replicas"]
 
 if __name__ == "__main__":
     for module in BENCHMARKS:
