@@ -2,7 +2,9 @@
 
 Checked at CONNECT (agent, tenant, host) and again for every request, once the action type is
 known, so an action-type halt stops calls inside tunnels that were opened before it was set;
-and on every chunk of an open event stream (`HaltStreams`), which a new halt ends.
+and on every chunk of an open event stream (`HaltStreams`), which a new halt ends. A shadow
+(a halt resumed in shadow mode) refuses writes only, with 403 `shadow`: the audit record keeps
+what the policy would have decided.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from addons.guard import answered, fail_closed, refuse, request_id
 from gateway.audit import AuditLog
 from gateway.background import Background
 from gateway.halt_service import HaltService
-from gateway.halts import Halt
+from gateway.halts import Halt, is_write
 from gateway.hostnames import normalise_host
-from gateway.refusals import halted
+from gateway.refusals import halted, shadowed
 
 log = logging.getLogger("gatehouse.halts")
 
@@ -39,12 +41,15 @@ class HaltCheck:
             self._check(flow, action=flow.metadata.get(meta.ACTION, {}).get("type"))
 
     def _check(self, flow: http.HTTPFlow, action: str | None) -> None:
+        write = action is not None and is_write(
+            flow.request.method, flow.metadata.get(meta.ACTION, {}).get("tags", ()))
         halt = self._halts.board.match(
             agent=flow.metadata.get(meta.AGENT), tenant=flow.metadata.get(meta.TENANT),
-            host=normalise_host(flow.request.host), action=action)
+            host=normalise_host(flow.request.host), action=action, write=write)
         if halt is not None:
             flow.metadata[meta.HALT_ID] = halt.id
-            refuse(flow, halted(halt.id, halt.reason), "halt")
+            refusal = shadowed if halt.mode == "shadow" else halted
+            refuse(flow, refusal(halt.id, halt.reason), "halt")
 
 
 class HaltStreams:

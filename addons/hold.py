@@ -25,6 +25,7 @@ from gateway.approvals.service import ApprovalService, retry_after
 from gateway.call import Action
 from gateway.clock import utc_now
 from gateway.halt_service import HaltService
+from gateway.halts import is_write
 from gateway.hostnames import normalise_host
 from gateway.refusals import (
     approval_denied,
@@ -32,6 +33,7 @@ from gateway.refusals import (
     approval_pending,
     denied,
     halted,
+    shadowed,
 )
 
 HELD_BODY_LIMIT = 1024 * 1024
@@ -142,10 +144,12 @@ class Hold:
 
     def _answer(self, flow: http.HTTPFlow, item: PendingItem) -> None:
         halt = self._halts.board.match(agent=item.agent, tenant=item.tenant,
-                                       host=item.request.host, action=item.action)
+                                       host=item.request.host, action=item.action,
+                                       write=is_write(item.request.method, item.tags))
         if halt is not None:
             flow.metadata[meta.HALT_ID] = halt.id
-            refuse(flow, halted(halt.id, halt.reason), "hold")
+            refusal = shadowed if halt.mode == "shadow" else halted
+            refuse(flow, refusal(halt.id, halt.reason), "hold")
         elif item.state is State.APPROVED and self._lapsed(item):
             lapsed = self._approvals.store.finish(
                 item.id, State.EXPIRED, "approved, but not used before the approval expired",

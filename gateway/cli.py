@@ -181,6 +181,9 @@ def parser() -> argparse.ArgumentParser:
     halt.set_defaults(handler=cmd_halt)
     resume = sub.add_parser("resume", parents=[client], help="lift a halt")
     resume.add_argument("id")
+    resume.add_argument("--as", dest="resume_as", choices=["full", "shadow"], default="full",
+                        help="shadow: writes stay withheld (and recorded) until a responder "
+                             "lifts the shadow too; reads pass")
     resume.set_defaults(handler=cmd_resume)
     halts = sub.add_parser("halts", parents=[client], help="list active halts")
     halts.set_defaults(handler=lambda a: show(call(a.admin, a.token, "GET", "/v1/halts")))
@@ -608,7 +611,8 @@ def cmd_incident_report(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return show(call(args.admin, args.token, "DELETE", f"/v1/halts/{args.id}"))
+    return show(call(args.admin, args.token, "DELETE",
+                     f"/v1/halts/{args.id}?as={args.resume_as}"))
 
 
 def cmd_pending(args: argparse.Namespace) -> int:

@@ -65,7 +65,12 @@ class HaltService:
         except StoreError:
             return [self.standing]
 
-    async def set(self, scope: str, target: str | None, reason: str, actor: str) -> Halt:
+    async def set(self, scope: str, target: str | None, reason: str, actor: str,
+                  mode: str = "halt") -> Halt:
+        """A halt (`mode: halt`) refuses every call it covers; a shadow (`mode: shadow`)
+        refuses only writes, with what the policy would have done on the record."""
+        if mode not in ("halt", "shadow"):
+            raise HaltError(f"unknown mode `{mode}`; use halt or shadow")
         scope, target = validate_halt(scope, target, reason)
         if scope == "agent":
             check_known(scope, target, self._store.agent_names() |
@@ -73,13 +78,29 @@ class HaltService:
         elif scope == "tenant":
             check_known(scope, target, set(self._policy.current.tenant_names))
         halt = Halt(id="h_" + secrets.token_hex(6), scope=scope, target=target,
-                    reason=reason.strip(), actor=actor, created_at=utc_now_iso())
+                    reason=reason.strip(), actor=actor, created_at=utc_now_iso(), mode=mode)
         self._store.add_halt(halt)
         self.reload()
         for listener in self.on_set:
             listener(halt)
         await self._audit.append("halt.set", {"actor": actor, **halt.to_json()})
         return halt
+
+    async def resume_in_shadow(self, halt_id: str, actor: str) -> tuple[Halt, Halt] | None:
+        """The restart gate: lift a halt and put its scope in shadow at once, so the agent's
+        writes stay withheld (and recorded) until a responder lifts the shadow too."""
+        halt = self.get(halt_id)
+        if halt is None or halt.lifted_at is not None:
+            return None
+        if halt.mode == "shadow":
+            raise HaltError(f"`{halt_id}` is a shadow already; lift it to leave shadow mode")
+        shadow = await self.set(halt.scope, halt.target or None,
+                                f"resumed from {halt_id} in shadow mode: {halt.reason}", actor,
+                                mode="shadow")
+        lifted = await self.lift(halt_id, actor)
+        if lifted is None:  # lifted meanwhile by someone else: the shadow still stands
+            lifted = self.get(halt_id) or halt
+        return lifted, shadow
 
     async def lift(self, halt_id: str, actor: str) -> Halt | None:
         if self.standing is not None and halt_id == self.standing.id:

@@ -29,6 +29,7 @@ class Halt:
     created_at: str
     lifted_at: str | None = None
     lifted_by: str | None = None
+    mode: str = "halt"  # or "shadow": writes are recorded, not forwarded; reads pass
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -40,6 +41,7 @@ class Halt:
             "created_at": self.created_at,
             "lifted_at": self.lifted_at,
             "lifted_by": self.lifted_by,
+            "mode": self.mode,
             "active": self.lifted_at is None,
         }
 
@@ -68,25 +70,27 @@ def check_known(scope: str, target: str, known: set[str]) -> None:
                         f"known: {names}")
 
 
-class HaltBoard:
-    """The active halts, indexed for the per-call check."""
+READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 
+
+def is_write(method: str, tags: object = ()) -> bool:
+    """What shadow mode withholds: any method but a read, or an action tagged `write`."""
+    return method.upper() not in READ_ONLY or "write" in (tags or ())  # type: ignore[operator]
+
+
+class _Index:
     def __init__(self, halts: list[Halt]) -> None:
-        active = [h for h in halts if h.lifted_at is None]
-        self.halts = tuple(active)
-        self._all = next((h for h in active if h.scope == "all"), None)
+        self._all = next((h for h in halts if h.scope == "all"), None)
         self._exact: dict[tuple[str, str], Halt] = {}
         self._action_globs: list[Halt] = []
-        for halt in active:
+        for halt in halts:
             if halt.scope == "action" and any(c in halt.target for c in "*?["):
                 self._action_globs.append(halt)
             elif halt.scope != "all":
                 self._exact.setdefault((halt.scope, halt.target), halt)
 
-    def match(
-        self, *, agent: str | None, tenant: str | None, host: str | None, action: str | None
-    ) -> Halt | None:
-        """The halt that covers a call with these facts, or None. None facts are not checked."""
+    def match(self, agent: str | None, tenant: str | None, host: str | None,
+              action: str | None) -> Halt | None:
         if self._all:
             return self._all
         if not self._exact and not self._action_globs:
@@ -100,3 +104,25 @@ class HaltBoard:
                 if fnmatchcase(action, halt.target):
                     return halt
         return None
+
+
+class HaltBoard:
+    """The active halts and shadows, indexed for the per-call check."""
+
+    def __init__(self, halts: list[Halt]) -> None:
+        active = [h for h in halts if h.lifted_at is None]
+        self.halts = tuple(h for h in active if h.mode == "halt")
+        self.shadows = tuple(h for h in active if h.mode == "shadow")
+        self._halts = _Index(list(self.halts))
+        self._shadows = _Index(list(self.shadows))
+
+    def match(
+        self, *, agent: str | None, tenant: str | None, host: str | None, action: str | None,
+        write: bool = False,
+    ) -> Halt | None:
+        """The halt that covers a call with these facts, or None. None facts are not checked.
+        A `write` is also covered by a shadow (a halt resumed in shadow mode)."""
+        halt = self._halts.match(agent, tenant, host, action)
+        if halt is None and write and self.shadows:
+            return self._shadows.match(agent, tenant, host, action)
+        return halt

@@ -48,6 +48,12 @@ def halted(halt_id: str, reason: str) -> Refusal:
                    {"halt_id": halt_id, "reason": reason})
 
 
+def shadowed(halt_id: str, reason: str) -> Refusal:
+    return Refusal(403, "shadow", "Gatehouse runs these calls in shadow mode after a halt: "
+                   f"writes are recorded, not forwarded ({reason})", "shadow",
+                   {"halt_id": halt_id, "reason": reason})
+
+
 def approval_pending(pending_id: str, retry_after: int, reason: str) -> Refusal:
     return Refusal(
         503, "approval_pending",

@@ -85,13 +85,21 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS halts (
     id TEXT PRIMARY KEY, scope TEXT NOT NULL, target TEXT NOT NULL, reason TEXT NOT NULL,
-    actor TEXT NOT NULL, created_at TEXT NOT NULL, lifted_at TEXT, lifted_by TEXT);
+    actor TEXT NOT NULL, created_at TEXT NOT NULL, lifted_at TEXT, lifted_by TEXT,
+    mode TEXT NOT NULL DEFAULT 'halt');
 CREATE TABLE IF NOT EXISTS policy_snapshots (
     snapshot_id TEXT PRIMARY KEY, revision TEXT NOT NULL, source TEXT NOT NULL,
     text TEXT NOT NULL, first_active_at TEXT NOT NULL, last_active_at TEXT NOT NULL);
 """
 
-_HALT_COLUMNS = "id, scope, target, reason, actor, created_at, lifted_at, lifted_by"
+_HALT_COLUMNS = "id, scope, target, reason, actor, created_at, lifted_at, lifted_by, mode"
+
+
+def _add_mode_to_halts(db: sqlite3.Connection) -> None:
+    """A state file from before shadow mode: its halts are all plain halts."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(halts)")}
+    if "id" in columns and "mode" not in columns:
+        db.execute("ALTER TABLE halts ADD COLUMN mode TEXT NOT NULL DEFAULT 'halt'")
 
 
 class SQLiteStore(StateStore):
@@ -99,6 +107,7 @@ class SQLiteStore(StateStore):
         try:
             self._db = open_database(path)
             self._db.executescript(_SCHEMA)
+            _add_mode_to_halts(self._db)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the state store `{path}`: {e}") from e
         self._lock = threading.Lock()
@@ -147,9 +156,9 @@ class SQLiteStore(StateStore):
 
     def add_halt(self, halt: Halt) -> None:
         self._change(
-            f"INSERT INTO halts ({_HALT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO halts ({_HALT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (halt.id, halt.scope, halt.target, halt.reason, halt.actor, halt.created_at,
-             halt.lifted_at, halt.lifted_by),
+             halt.lifted_at, halt.lifted_by, halt.mode),
         )
 
     def lift_halt(self, halt_id: str, actor: str) -> Halt | None:

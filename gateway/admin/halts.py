@@ -30,13 +30,15 @@ async def set_halt(request: web.Request) -> web.Response:
     actor = principal(request, Role.RESPONDER)
     body = await json_body(request)
     scope, target, reason = body.get("scope"), body.get("target"), body.get("reason")
+    mode = body.get("mode", "halt")
     if not isinstance(scope, str) or not isinstance(target, str | None) or not isinstance(
-            reason, str | None):
+            reason, str | None) or not isinstance(mode, str):
         raise api_error(422, "invalid_request",
-                        "`scope`, `target` and `reason` must be strings, e.g. "
+                        "`scope`, `target`, `reason` and `mode` must be strings, e.g. "
                         '{"scope": "agent", "target": "support-bot", "reason": "..."}')
     try:
-        halt = await request.app[SERVICES].halts.set(scope, target, reason or "", actor.name)
+        halt = await request.app[SERVICES].halts.set(scope, target, reason or "", actor.name,
+                                                     mode=mode)
     except HaltError as e:
         raise api_error(422, "invalid_request", str(e)) from e
     return json_response(halt.to_json(), status=201)
@@ -45,6 +47,11 @@ async def set_halt(request: web.Request) -> web.Response:
 async def lift_halt(request: web.Request) -> web.Response:
     actor = principal(request, Role.RESPONDER)
     halt_id = request.match_info["id"]
+    resume_as = request.query.get("as", "full")
+    if resume_as not in ("full", "shadow"):
+        raise api_error(400, "invalid_request", "`as` is `full` (default) or `shadow`")
+    if resume_as == "shadow":
+        return await _resume_in_shadow(request, halt_id, actor.name)
     try:
         halt = await request.app[SERVICES].halts.lift(halt_id, actor.name)
     except HaltError as e:
@@ -54,3 +61,17 @@ async def lift_halt(request: web.Request) -> web.Response:
             raise api_error(404, "not_found", f"no halt `{halt_id}`")
         raise api_error(409, "conflict", f"halt `{halt_id}` was already lifted")
     return json_response(halt.to_json())
+
+
+async def _resume_in_shadow(request: web.Request, halt_id: str, actor: str) -> web.Response:
+    halts = request.app[SERVICES].halts
+    try:
+        resumed = await halts.resume_in_shadow(halt_id, actor)
+    except HaltError as e:
+        raise api_error(409, "conflict", str(e)) from e
+    if resumed is None:
+        if halts.get(halt_id) is None:
+            raise api_error(404, "not_found", f"no halt `{halt_id}`")
+        raise api_error(409, "conflict", f"halt `{halt_id}` was already lifted")
+    lifted, shadow = resumed
+    return json_response({**lifted.to_json(), "shadow": shadow.to_json()})

@@ -29,6 +29,8 @@ _HALT_BODY = {
         "scope": {"enum": ["all", "agent", "tenant", "host", "action"]},
         "target": {"type": "string", "description": "agent, tenant, host, or action glob"},
         "reason": {"type": "string"},
+        "mode": {"enum": ["halt", "shadow"],
+                 "description": "shadow: refuse writes only, recording what policy would do"},
     },
 }
 _AUTH = {"401": "no or bad token", "403": "role not allowed"}
@@ -114,9 +116,10 @@ OPENAPI: dict[str, object] = {
         },
         "/v1/halts/{id}": {
             "get": _op("one halt", "any", {"200": "the halt", **_AUTH, "404": "no such halt"}),
-            "delete": _op("lift (resume) a halt", "responder, admin",
-                          {"200": "the lifted halt", **_AUTH, "404": "no such halt",
-                           "409": "already lifted"}),
+            "delete": _op("lift (resume) a halt; ?as=shadow lifts it and puts its scope in "
+                          "shadow mode (the lifted halt, with `shadow`)", "responder, admin",
+                          {"200": "the lifted halt", **_AUTH, "400": "bad `as`",
+                           "404": "no such halt", "409": "already lifted, or a shadow"}),
         },
         "/v1/policy": {"get": _op("the running policy snapshot", "any",
                                   {"200": "snapshot", **_AUTH})},

@@ -137,6 +137,10 @@ def halt_message(halt: Halt, *, lifted: bool, waiting: Sequence[str]) -> dict[st
     if lifted:
         headline = f"Resumed: {scope} (halt lifted by {_slack(halt.lifted_by)})"
         waits = f"{len(waiting)} held call(s) in its scope may be reviewed again"
+    elif halt.mode == "shadow":
+        headline = f"SHADOW: {scope}, by {_slack(halt.actor)}: writes are withheld and recorded"
+        waits = (f"{len(waiting)} held call(s) in its scope: approving a write is refused "
+                 "until a responder lifts the shadow")
     else:
         headline = f"HALTED: {scope}, by {_slack(halt.actor)}"
         waits = (f"{len(waiting)} held call(s) in its scope: in-flight reviews must wait, "

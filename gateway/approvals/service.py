@@ -32,7 +32,7 @@ from gateway.audit import AuditLog
 from gateway.clock import iso, utc_now, utc_now_iso
 from gateway.content import UndecodableBody, decode_body
 from gateway.halt_service import HaltService
-from gateway.halts import Halt, HaltBoard
+from gateway.halts import Halt, HaltBoard, is_write
 from gateway.metrics import Metrics
 from gateway.policy import Verdict, evaluate
 from gateway.policy.decide import dlp_entities
@@ -157,7 +157,8 @@ class ApprovalService:
         board = HaltBoard([dataclasses.replace(halt, lifted_at=None, lifted_by=None)])
         return [item for item in self.store.list(states=[State.PENDING], limit=10_000)
                 if board.match(agent=item.agent, tenant=item.tenant, host=item.request.host,
-                               action=item.action)]
+                               action=item.action,
+                               write=is_write(item.request.method, item.tags))]
 
     def consume(self, item_id: str) -> bool:
         consumed = self.store.consume(item_id)
@@ -231,7 +232,8 @@ class ApprovalService:
 
     def _refuse_if_halted(self, item: PendingItem) -> None:
         halt = self._halts.board.match(agent=item.agent, tenant=item.tenant,
-                                       host=item.request.host, action=item.action)
+                                       host=item.request.host, action=item.action,
+                                       write=is_write(item.request.method, item.tags))
         if halt is not None:
             raise VoteRefused(409, "halted", f"halt `{halt.id}` covers this call "
                                              f"({halt.reason}); approvals in its scope wait "

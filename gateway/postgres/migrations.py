@@ -121,6 +121,9 @@ INSERT INTO audit_head VALUES (1, 0, repeat('0', 64));
 CREATE TABLE incidents (
     seq bigint PRIMARY KEY, id text COLLATE "C" NOT NULL UNIQUE, record text NOT NULL);
 """),
+    Migration(7, "shadow mode: a halt resumed in shadow withholds writes only", """
+ALTER TABLE halts ADD COLUMN mode text COLLATE "C" NOT NULL DEFAULT 'halt';
+"""),
 )
 
 _LEDGER = """

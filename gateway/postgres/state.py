@@ -47,9 +47,10 @@ class PostgresStateStore(StateStore):
         """Every replica hears of it (`gateway.postgres.notify`) once it is stored."""
         with self._db.transaction() as db:
             db.execute(
-                f"INSERT INTO halts ({_HALT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                f"INSERT INTO halts ({_HALT_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (halt.id, halt.scope, halt.target, halt.reason, halt.actor, halt.created_at,
-                 halt.lifted_at, halt.lifted_by))
+                 halt.lifted_at, halt.lifted_by, halt.mode))
             announce(db, HALTS, halt.id)
 
     def lift_halt(self, halt_id: str, actor: str) -> Halt | None:

@@ -3,6 +3,7 @@ and tells the reviewers so; a gateway that cannot read its halts starts halted."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -175,10 +176,49 @@ def test_a_gateway_that_cannot_read_its_halts_starts_halted_until_repaired(
             db.executescript(
                 "DROP TABLE halts; CREATE TABLE halts (id TEXT PRIMARY KEY, scope TEXT NOT NULL,"
                 " target TEXT NOT NULL, reason TEXT NOT NULL, actor TEXT NOT NULL, "
-                "created_at TEXT NOT NULL, lifted_at TEXT, lifted_by TEXT);")
+                "created_at TEXT NOT NULL, lifted_at TEXT, lifted_by TEXT, "
+                "mode TEXT NOT NULL DEFAULT 'halt');")
         lifted = admin(running, "DELETE", "/v1/halts/h_unreadable", "responder")
         assert lifted.status_code == 200 and lifted.json()["lifted_by"] == "responder-person"
         with running.client("support-bot") as bot:
             assert bot.get("http://docs.acme.example/a").status_code == 200
     finally:
         running.gh.stop()
+
+
+def test_resuming_in_shadow_withholds_writes_until_a_responder_lifts_the_shadow(
+        gw: Running, upstream: Upstream) -> None:
+    created = halt(gw, "agent", "support-bot")
+    resumed = admin(gw, "DELETE", f"/v1/halts/{created['id']}?as=shadow", "responder")
+    assert resumed.status_code == 200, resumed.text
+    shadow = resumed.json()["shadow"]
+    assert (resumed.json()["active"], shadow["mode"], shadow["target"]) == (
+        False, "shadow", "support-bot")
+
+    with gw.client("support-bot") as bot:
+        read = bot.get("https://docs.acme.example/shadow-read")
+        write = bot.post("https://docs.acme.example/shadow-write", json={"x": 1})
+    assert read.status_code == 200
+    assert write.status_code == 403 and write.json()["error"]["type"] == "shadow"
+    assert not upstream.requests_to("/shadow-write")  # recorded, not forwarded
+    record = gw.wait_for_audit("call.decided",
+                               request_id=write.headers["X-Gatehouse-Request-Id"])
+    assert (record["decision"], record["verdict"], record["halt_id"]) == (
+        "shadow", "allow", shadow["id"])  # what it would have done
+
+    assert admin(gw, "DELETE", f"/v1/halts/{shadow['id']}", "reviewer").status_code == 403
+    assert admin(gw, "DELETE", f"/v1/halts/{shadow['id']}", "responder").status_code == 200
+    with gw.client("support-bot") as bot:
+        assert bot.post("https://docs.acme.example/shadow-write", json={"x": 2}
+                        ).status_code == 200
+
+
+def test_the_cli_resumes_in_shadow(gw: Running) -> None:
+    created = halt(gw, "agent", "ops-bot")
+    env = {"GATEHOUSE_TOKEN": gw.people["responder"]}
+    out = json.loads(gw.gh.cli("resume", str(created["id"]), "--as", "shadow", env=env).stdout)
+    assert out["shadow"]["mode"] == "shadow"
+    again = gw.gh.cli("resume", str(out["shadow"]["id"]), "--as", "shadow", env=env,
+                      check=False)
+    assert again.returncode != 0 and "a shadow already" in again.stderr
+    gw.gh.cli("resume", str(out["shadow"]["id"]), env=env)
