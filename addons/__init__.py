@@ -27,7 +27,7 @@ from gateway.services import Services
 def pipeline(services: Services) -> list[object]:
     return [
         Identify(services.store, services.policy),
-        Decide(services.policy, services.scanner),
+        Decide(services.policy, services.scanner, services.autonomy),
         HaltCheck(services.halts),
         Enforce(),
         QuarantineRetry(services.quarantine),

@@ -14,6 +14,7 @@ from mitmproxy import http
 from addons import meta
 from addons.facts import call_from_flow
 from addons.guard import answered, fail_closed, refuse
+from gateway.autonomy import AutonomyService
 from gateway.behaviour import CONFIDENCE_HEADER, Behaviour, confidence
 from gateway.call import Call
 from gateway.clock import utc_now
@@ -31,9 +32,11 @@ class Decide:
     """Classifies and decides; also feeds each call to `Behaviour`, whose signals (retries,
     anomaly) rules may match on, and which the audit record keeps."""
 
-    def __init__(self, policy: PolicyHolder, scanner: ScanPool) -> None:
+    def __init__(self, policy: PolicyHolder, scanner: ScanPool,
+                 autonomy: AutonomyService) -> None:
         self._policy = policy
         self._scanner = scanner
+        self._autonomy = autonomy
         self._behaviour = Behaviour()  # this gateway's view of each agent's recent calls
 
     @fail_closed("decide")
@@ -61,6 +64,7 @@ class Decide:
             flow.metadata[meta.REQUEST_ENTITIES] = sorted(found) if found is not None else None
         call = self._signals(flow, policy, call)
         action, decision = evaluate(policy, call, utc_now())
+        decision = self._autonomy.decide(decision, action, call.agent)
         flow.metadata[meta.ACTION] = {
             "type": action.type, "tags": sorted(action.tags), "params": action.params,
             "unreadable": sorted(action.unreadable),

@@ -272,6 +272,19 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["md", "json"], default="md")
     report.set_defaults(handler=cmd_incident_report)
 
+    agent = sub.add_parser("agent", help="agents' autonomy levels").add_subparsers(
+        dest="action", required=True)
+    agent_show = agent.add_parser("show", parents=[client],
+                                  help="level, promotion criteria and history")
+    agent_show.add_argument("name")
+    agent_show.set_defaults(
+        handler=lambda a: show(call(a.admin, a.token, "GET", f"/v1/agents/{a.name}")))
+    for change in ("promote", "demote"):
+        changing = agent.add_parser(change, parents=[client], help=f"{change} one level")
+        changing.add_argument("name")
+        changing.add_argument("--reason", required=True)
+        changing.set_defaults(handler=lambda a, change=change: show(call(
+            a.admin, a.token, "POST", f"/v1/agents/{a.name}/{change}", {"reason": a.reason})))
     drawn = sub.add_parser("samples", parents=[client],
                            help="calls drawn for a post-execution review")
     drawn.add_argument("--all", action="store_true", help="reviewed ones too")

@@ -13,6 +13,7 @@ from gateway.approvals.grant_service import GrantService
 from gateway.approvals.notify import Notifier, halt_message
 from gateway.approvals.service import ApprovalService
 from gateway.audit import AuditLog
+from gateway.autonomy import AutonomyService
 from gateway.egress import AddressGuard
 from gateway.evidence import EvidenceStore
 from gateway.halt_service import HaltService
@@ -57,6 +58,7 @@ class Services:
     quarantine: QuarantineService
     scanner: ScanPool
     incidents: IncidentService
+    autonomy: AutonomyService
     replicas: Listener | None = None  # other replicas' decisions and halts (PostgreSQL only)
 
     def close(self) -> None:
@@ -100,7 +102,9 @@ def open_services(settings: Settings) -> Services:
                                    EvidenceStore(settings.state_dir / "evidence"), audit)
     incidents = IncidentService(backend.incidents(), audit, policy, halts, metrics,
                                 ChainBuilder(audit, store, approvals.store))
+    autonomy = AutonomyService(audit, policy)
     return Services(settings=settings, store=store, audit=audit, policy=policy, halts=halts,
                     approvals=approvals, grants=grants, notifier=notifier, metrics=metrics,
                     address_guard=guard, quarantine=quarantine,
-                    scanner=scanner, incidents=incidents, replicas=replicas)
+                    scanner=scanner, incidents=incidents, autonomy=autonomy,
+                    replicas=replicas)

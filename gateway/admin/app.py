@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.admin import (
+    agents,
     audit,
     evidence,
     grants,
@@ -54,6 +55,9 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/policy/snapshots/{id}", policy.snapshot)
     app.router.add_get("/v1/audit", audit.list_records)
     app.router.add_get("/v1/evidence/{digest}", evidence.get_evidence)
+    app.router.add_get("/v1/agents/{id}", agents.get_agent)
+    app.router.add_post("/v1/agents/{id}/promote", agents.promote)
+    app.router.add_post("/v1/agents/{id}/demote", agents.demote)
     app.router.add_get("/v1/samples", samples.list_samples)
     app.router.add_post("/v1/samples/{request_id}/verdict", samples.record_verdict)
     app.router.add_get("/v1/holds/legal", holds.list_holds)

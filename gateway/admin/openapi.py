@@ -34,6 +34,8 @@ _HALT_BODY = {
     },
 }
 _AUTH = {"401": "no or bad token", "403": "role not allowed"}
+_REASON_BODY = {"type": "object", "required": ["reason"],
+                "properties": {"reason": {"type": "string"}}}
 _HOLD_BODY = {
     "type": "object",
     "required": ["reason"],
@@ -206,6 +208,18 @@ OPENAPI: dict[str, object] = {
             "and body), or a body kept whole; each read is audited first", "auditor, admin",
             {"200": "the evidence", **_AUTH, "404": "no such evidence",
              "409": "altered on disk"})},
+        "/v1/agents/{id}": {"get": _op(
+            "an agent's autonomy level, since when, the promotion criteria from the audit "
+            "trail and the level history", "any", {"200": "the agent", **_AUTH})},
+        "/v1/agents/{id}/promote": {"post": _op(
+            "sign off a promotion to the next level; refused until the criteria hold",
+            "responder, admin", {"200": "the new level", **_AUTH,
+                                 "409": "criteria unmet, or the highest level",
+                                 "422": "no reason"}, _REASON_BODY)},
+        "/v1/agents/{id}/demote": {"post": _op(
+            "take the agent down one level", "responder, admin",
+            {"200": "the new level", **_AUTH, "409": "the lowest level",
+             "422": "no reason"}, _REASON_BODY)},
         "/v1/samples": {"get": _op(
             "calls drawn for a post-execution review; ?state=open (default) or all",
             "reviewer, auditor, admin", {"200": "items", **_AUTH, "400": "bad state"})},

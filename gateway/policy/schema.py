@@ -535,6 +535,38 @@ class Sampling(StrictModel):
         default_factory=list, description="Calls always drawn, e.g. large refunds.")
 
 
+class AutonomyLevel(StrictModel):
+    approval_actions: list[ActionGlob] = Field(
+        default_factory=list, description="Action types or globs that need approval at this "
+        "level, whatever the rules say.")
+    approval_tags: list[Tag] = Field(
+        default_factory=list, description="Tags whose calls need approval at this level.")
+
+
+class Promotion(StrictModel):
+    successful_actions: Int = Field(50, ge=0, description="Calls that went out at this level.")
+    max_error_rate: Rate = Field(0.05, description="Failed calls over calls that went out.")
+    review_period: Duration = Field(timedelta(days=7), description="Time at this level.")
+
+
+class Autonomy(StrictModel):
+    """Graduated autonomy: an agent starts at `default_level`; a person promotes it once the
+    criteria hold; a policy violation or an incident demotes it at once."""
+
+    default_level: Int = Field(description="The level of an agent nobody promoted or demoted.")
+    levels: dict[Annotated[int, Strict(), Field(ge=0)], AutonomyLevel] = Field(
+        description="Level number → what needs approval there (higher: more autonomy).")
+    promotion: Promotion = Field(default_factory=Promotion, description="When a promotion "
+                                 "may be signed off.")
+
+    @model_validator(mode="after")
+    def _known_default(self) -> Autonomy:
+        if self.default_level not in self.levels:
+            raise ValueError(f"default_level {self.default_level} is not one of the levels "
+                             f"({', '.join(map(str, sorted(self.levels)))})")
+        return self
+
+
 class Agent(StrictModel):
     tenant: Name | None = Field(None, description="The tenant this agent acts for.")
     addresses: list[Annotated[str, Strict(), AfterValidator(_network)]] = Field(
@@ -616,6 +648,9 @@ class PolicyModel(StrictModel):
         default_factory=Evidence, description="Which calls' bodies are kept as evidence.")
     sampling: Sampling = Field(
         default_factory=Sampling, description="Post-execution review of forwarded calls.")
+    autonomy: Autonomy | None = Field(
+        None, description="Per-agent autonomy levels; absent: every agent is judged by the "
+        "rules alone.")
     retention: Retention = Field(
         default_factory=Retention, description="How long each class of evidence is kept; "
         "legal holds exempt what they cover (`gatehouse retention sweep`).")
