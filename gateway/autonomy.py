@@ -7,8 +7,8 @@ whatever the rules say; a call that needs it at the agent's level is held (rule
 - Promotion to the next level needs a person's sign-off, and is refused until the criteria
   hold, computed from the audit trail since the agent reached its level: calls that went out,
   the share of them that failed, and time at the level.
-- Demotion is automatic: a call refused by policy (a violation) or an incident opened on the
-  agent takes it down one level, at once.
+- Demotion is automatic: a call refused by policy (a violation), an incident opened on the
+  agent, or an error rate above `demote_above_error_rate` takes it down one level, at once.
 
 Levels live in the audit trail (`autonomy.level` records), like legal holds: durable, and each
 change is on the record with who made it and why. Each gateway process loads them at start and
@@ -124,6 +124,13 @@ class AutonomyService:
         return await self._set(agent, int(criteria["next_level"]), actor,  # type: ignore[call-overload]
                                reason, "promoted")
 
+    async def set_level(self, agent: str, level: int, actor: str, reason: str) -> int:
+        """A responder's choice (resuming a halted agent at a level): any level there is."""
+        if level not in self._require().levels:
+            raise AutonomyError(f"there is no autonomy level {level}; the levels are "
+                                f"{', '.join(map(str, sorted(self._require().levels)))}")
+        return await self._set(agent, level, actor, reason, "set")
+
     async def demote(self, agent: str, actor: str, reason: str) -> int | None:
         autonomy = self._require()
         level = self.level(agent)[0]
@@ -139,6 +146,18 @@ class AutonomyService:
             "actor": actor, "reason": reason})
         self._levels[agent] = (level, entry.ts)
         return level
+
+    def _error_rate_too_high(self, agent: str) -> str:
+        """Why the agent's error rate at its level demotes it, or "" when it does not."""
+        autonomy = self._require()
+        if autonomy.demote_above_error_rate is None:
+            return ""
+        criteria = self.criteria(agent)
+        went_out, rate = int(criteria["successful_actions"]), float(criteria["error_rate"])  # type: ignore[call-overload,arg-type]
+        if went_out < autonomy.min_calls or rate <= autonomy.demote_above_error_rate:
+            return ""
+        return (f"error rate {rate:.0%} over {went_out} calls at this level, above "
+                f"{autonomy.demote_above_error_rate:.0%}")
 
     def _next(self, level: int) -> int | None:
         higher = [n for n in self._require().levels if n > level]
@@ -164,6 +183,8 @@ class AutonomyService:
             why = f"policy violation: {fields.get('request_id')} refused ({fields.get('reason')})"
         elif event == "incident.opened":
             why = f"incident {fields.get('incident_id')}: {fields.get('title')}"
+        elif event == "call.failed" and (why := self._error_rate_too_high(agent)):
+            pass
         else:
             return
         self._background.spawn(self.demote(agent, "gatehouse", why), f"demoting {agent}")

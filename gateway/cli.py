@@ -181,9 +181,10 @@ def parser() -> argparse.ArgumentParser:
     halt.set_defaults(handler=cmd_halt)
     resume = sub.add_parser("resume", parents=[client], help="lift a halt")
     resume.add_argument("id")
-    resume.add_argument("--as", dest="resume_as", choices=["full", "shadow"], default="full",
-                        help="shadow: writes stay withheld (and recorded) until a responder "
-                             "lifts the shadow too; reads pass")
+    resume.add_argument("--as", dest="resume_as", default="full", metavar="full|shadow|level N",
+                        nargs="+", help="shadow: writes stay withheld (and recorded) until a "
+                        "responder lifts the shadow too; level N: an agent's halt is lifted "
+                        "with the agent at autonomy level N")
     resume.set_defaults(handler=cmd_resume)
     halts = sub.add_parser("halts", parents=[client], help="list active halts")
     halts.set_defaults(handler=lambda a: show(call(a.admin, a.token, "GET", "/v1/halts")))
@@ -624,8 +625,14 @@ def cmd_incident_report(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return show(call(args.admin, args.token, "DELETE",
-                     f"/v1/halts/{args.id}?as={args.resume_as}"))
+    how = [args.resume_as] if isinstance(args.resume_as, str) else args.resume_as
+    if how[0] == "level" and len(how) == 2 and how[1].isdigit():
+        query = f"as=level&level={how[1]}"
+    elif how in (["full"], ["shadow"]):
+        query = f"as={how[0]}"
+    else:
+        raise UsageError("--as is `full`, `shadow`, or `level N`")
+    return show(call(args.admin, args.token, "DELETE", f"/v1/halts/{args.id}?{query}"))
 
 
 def cmd_pending(args: argparse.Namespace) -> int:

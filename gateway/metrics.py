@@ -58,6 +58,15 @@ class Metrics:
             "gatehouse_approval_wait_seconds",
             "Time from holding a call to its decision (approved, denied or expired).",
             ["route", "tier"], buckets=HUMAN_BUCKETS, registry=self.registry)
+        self.decision_wait_seconds = Histogram(
+            "gatehouse_approval_decision_seconds",
+            "Time from holding a call to its decision, by the policy's action entry and the "
+            "outcome (approved, denied, expired).", ["action", "outcome"],
+            buckets=HUMAN_BUCKETS, registry=self.registry)
+        self.escalation_outcomes = Counter(
+            "gatehouse_escalation_outcomes",
+            "Escalated held calls, by how they ended (approved, denied, expired).",
+            ["outcome"], registry=self.registry)
         self.approvals_open = Gauge("gatehouse_approvals_open",
                                     "Held calls waiting for a decision, by route.", ["route"],
                                     registry=self.registry)
@@ -66,8 +75,12 @@ class Metrics:
             "Time from a reviewer's first opening of an item to their vote on it.",
             ["reviewer"], buckets=HUMAN_BUCKETS, registry=self.registry)
 
-    def observe_wait(self, route: str | None, tier: int, seconds: float) -> None:
+    def observe_wait(self, route: str | None, tier: int, seconds: float, *, action: str,
+                     outcome: str, escalated: bool) -> None:
         self.approval_wait_seconds.labels(route or NO_ROUTE, str(tier)).observe(seconds)
+        self.decision_wait_seconds.labels(action, outcome).observe(seconds)
+        if escalated:
+            self.escalation_outcomes.labels(outcome).inc()
 
     def observe_review(self, reviewer: str, groups: Mapping[str, Iterable[str]],
                        seconds: float) -> None:

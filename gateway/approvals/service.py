@@ -395,7 +395,16 @@ class ApprovalService:
         if item.decided_at is not None:
             waited = datetime.fromisoformat(item.decided_at) - \
                 datetime.fromisoformat(item.created_at)
-            self._metrics.observe_wait(item.route, item.tier, waited.total_seconds())
+            self._metrics.observe_wait(item.route, item.tier, waited.total_seconds(),
+                                       action=self._entry(item.action),
+                                       outcome=item.state.value,
+                                       escalated=item.escalation_level > 0)
+
+    def _entry(self, action: str) -> str:
+        """A metric label: an action type the policy declares, else `other` (an MCP tool name
+        is the agent's choice, and labels must stay bounded)."""
+        declared = {entry.type for entry in self._policy.current.model.actions}
+        return action if action in declared else "other"
 
     def _notify(self, event: Event, item: PendingItem) -> None:
         if self._notifier.enabled:

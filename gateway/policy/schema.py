@@ -558,6 +558,11 @@ class Autonomy(StrictModel):
         description="Level number → what needs approval there (higher: more autonomy).")
     promotion: Promotion = Field(default_factory=Promotion, description="When a promotion "
                                  "may be signed off.")
+    demote_above_error_rate: Rate | None = Field(
+        None, description="Demote at once when the share of calls that failed at this level "
+        "goes above this (once at least `min_calls` went out), e.g. `0.2`.")
+    min_calls: Int = Field(20, ge=1, description="Calls at a level before its error rate "
+                                                 "can demote.")
 
     @model_validator(mode="after")
     def _known_default(self) -> Autonomy:

@@ -15,9 +15,9 @@ POLICY = """\
 version: 1
 policy: autonomy
 revision: "1"
-egress: {allow: [docs.acme.example, api.sendgrid.com, api.stripe.com]}
+egress: {allow: [docs.acme.example, api.sendgrid.com, api.stripe.com, unlisted.example]}
 actions:
-  - {type: docs.read, match: {method: GET, host: docs.acme.example}}
+  - {type: docs.read, match: {method: GET, host: [docs.acme.example, unlisted.example]}}
   - {type: email.send, match: {method: POST, host: api.sendgrid.com}, tags: [write]}
   - {type: payments.refund, match: {method: POST, host: api.stripe.com}, tags: [write]}
 rules:
@@ -29,18 +29,21 @@ autonomy:
   default_level: 1
   levels: {0: {approval_actions: ["*"]}, 1: {approval_tags: [write]}, 2: {}}
   promotion: {successful_actions: 2, max_error_rate: 0.5, review_period: 0}
+  demote_above_error_rate: 0.4
+  min_calls: 2
 """
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Running]:
     with serving(tmp_path_factory, upstream, "autonomy", POLICY,
-                 agents=("support-bot",)) as running:
+                 agents=("support-bot", "ops-bot", "flaky-bot"),  # nothing listens on port 9:
+                 extra=["--connect-to", "unlisted.example:80=127.0.0.1:9"]) as running:
         yield running
 
 
-def agent_view(gw: Running) -> dict[str, object]:
-    return gw.gh.admin_call("GET", "/v1/agents/support-bot", gw.people["reviewer"]).json()
+def agent_view(gw: Running, agent: str = "support-bot") -> dict[str, object]:
+    return gw.gh.admin_call("GET", f"/v1/agents/{agent}", gw.people["reviewer"]).json()
 
 
 def change(gw: Running, how: str, reason: str = "reviewed its record") -> object:
@@ -84,3 +87,36 @@ def test_a_policy_violation_demotes_the_agent_at_once(gw: Running) -> None:
     assert "policy violation" in last["reason"]
     assert gw.gh.admin_call("POST", "/v1/agents/support-bot/promote", gw.people["reviewer"],
                             json={"reason": "x"}).status_code == 403
+
+
+def test_a_halted_agent_resumes_at_the_level_a_responder_chooses(gw: Running) -> None:
+    halt = gw.gh.admin_call("POST", "/v1/halts", gw.people["responder"], json={
+        "scope": "agent", "target": "ops-bot", "reason": "drill"}).json()
+    resumed = gw.gh.admin_call("DELETE", f"/v1/halts/{halt['id']}?as=level&level=0",
+                               gw.people["responder"])
+    assert resumed.status_code == 200 and resumed.json()["level"] == 0
+    assert agent_view(gw, "ops-bot")["level"] == 0
+    with gw.client("ops-bot") as bot:  # level 0: everything needs a reviewer
+        held = bot.get("https://docs.acme.example/after-resume")
+    assert held.status_code == 503 and held.json()["error"]["type"] == "approval_pending"
+
+    again = gw.gh.admin_call("POST", "/v1/halts", gw.people["responder"], json={
+        "scope": "agent", "target": "ops-bot", "reason": "drill"}).json()
+    env = {"GATEHOUSE_TOKEN": gw.people["responder"]}
+    gw.gh.cli("resume", str(again["id"]), "--as", "level", "2", env=env)
+    assert agent_view(gw, "ops-bot")["level"] == 2
+    wrong = gw.gh.admin_call("DELETE", f"/v1/halts/{again['id']}?as=level&level=7",
+                             gw.people["responder"])
+    assert wrong.status_code == 409
+
+
+def test_an_error_rate_above_the_threshold_demotes(gw: Running) -> None:
+    start = agent_view(gw, "flaky-bot")["level"]
+    with gw.client("flaky-bot") as bot:  # the upstream of unlisted.example refuses to connect
+        assert [bot.get(f"http://unlisted.example/{n}").status_code for n in (1, 2)] == [
+            502, 502]
+    deadline = time.monotonic() + 10
+    while (view := agent_view(gw, "flaky-bot"))["level"] == start:
+        assert time.monotonic() < deadline, view
+        time.sleep(0.05)
+    assert "error rate" in view["history"][-1]["reason"]
