@@ -17,6 +17,7 @@ follows its own changes; a change made through another replica reaches this one 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from datetime import datetime
@@ -159,6 +160,13 @@ class AutonomyService:
         return (f"error rate {rate:.0%} over {went_out} calls at this level, above "
                 f"{autonomy.demote_above_error_rate:.0%}")
 
+    async def _check_error_rate(self, agent: str) -> None:
+        """Counting the agent's calls reads the trail: on a thread, never on the event loop."""
+        why = await asyncio.get_running_loop().run_in_executor(
+            None, self._error_rate_too_high, agent)
+        if why:
+            await self.demote(agent, "gatehouse", why)
+
     def _next(self, level: int) -> int | None:
         higher = [n for n in self._require().levels if n > level]
         return min(higher) if higher else None
@@ -173,7 +181,8 @@ class AutonomyService:
         return self._audit.query(limit=limit, **filters)  # type: ignore[arg-type]
 
     def _observe(self, event: str, fields: dict[str, object]) -> None:
-        """Automatic demotion: a call refused by policy, or an incident on the agent."""
+        """Automatic demotion: a call refused by policy, an incident on the agent, or (checked
+        in the background) its error rate."""
         if self.autonomy is None:
             return
         agent = fields.get("agent")
@@ -183,8 +192,9 @@ class AutonomyService:
             why = f"policy violation: {fields.get('request_id')} refused ({fields.get('reason')})"
         elif event == "incident.opened":
             why = f"incident {fields.get('incident_id')}: {fields.get('title')}"
-        elif event == "call.failed" and (why := self._error_rate_too_high(agent)):
-            pass
+        elif event == "call.failed" and self.autonomy.demote_above_error_rate is not None:
+            self._background.spawn(self._check_error_rate(agent), f"error rate of {agent}")
+            return
         else:
             return
         self._background.spawn(self.demote(agent, "gatehouse", why), f"demoting {agent}")
